@@ -1,0 +1,68 @@
+package store
+
+import (
+	"crypto/rand"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// IDKind is the type prefix of an ID.
+type IDKind string
+
+// The kinds of IDs; DESIGN §2.
+const (
+	KindSession IDKind = "ses"
+	KindMessage IDKind = "msg"
+	KindPart    IDKind = "prt"
+	KindProject IDKind = "prj"
+	KindTask    IDKind = "tsk"
+	KindEvent   IDKind = "evt"
+)
+
+// IDGen makes IDs whose body is a ULID: 48 bits of milliseconds then 80
+// random bits, Crockford base32, so IDs sort by time as plain strings.
+// Within one millisecond the random part increases monotonically, so IDs
+// made by one daemon sort in the order they were made. We use oklog/ulid
+// rather than our own encoding: it is small, well kept and does exactly this.
+type IDGen struct {
+	mu      sync.Mutex
+	entropy io.Reader
+}
+
+// NewIDGen returns a generator seeded from crypto/rand.
+func NewIDGen() *IDGen {
+	return &IDGen{entropy: ulid.Monotonic(rand.Reader, 0)}
+}
+
+// New returns kind + "_" + a ULID for t.
+func (g *IDGen) New(kind IDKind, t time.Time) string {
+	g.mu.Lock()
+	id := ulid.MustNew(ulid.Timestamp(t), g.entropy)
+	g.mu.Unlock()
+	return string(kind) + "_" + id.String()
+}
+
+// IDTime returns the creation time encoded in id, or false when id is not
+// one of ours.
+func IDTime(id string) (time.Time, bool) {
+	if len(id) < 5 || id[3] != '_' {
+		return time.Time{}, false
+	}
+	u, err := ulid.ParseStrict(id[4:])
+	if err != nil {
+		return time.Time{}, false
+	}
+	return ulid.Time(u.Time()), true
+}
+
+// ValidID reports whether id is a well-formed ID of kind.
+func ValidID(kind IDKind, id string) bool {
+	if len(id) != len(kind)+1+ulid.EncodedSize || id[:len(kind)] != string(kind) || id[len(kind)] != '_' {
+		return false
+	}
+	_, err := ulid.ParseStrict(id[len(kind)+1:])
+	return err == nil
+}

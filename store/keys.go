@@ -1,0 +1,142 @@
+package store
+
+// The key layout. Every record kind has a short prefix; records are JSON.
+// IDs are fixed-length and time-sortable, so a prefix scan in key order is a
+// scan in creation order, and a reverse scan is newest first. Free-form
+// components (user IDs, state keys, directory identities) end with a NUL
+// byte so that one value can never be a prefix of another; callers reject
+// NUL in them.
+//
+//	meta/schema                     schema version (uint64, big endian)
+//	prj/<prjID>                     Project
+//	prjk/<identity>\0               prjID for an identity ("git:<root commit>" or "path:<dir>")
+//	ses/<sesID>                     Session
+//	sesp/<prjID>/<sesID>            index: the sessions of a project
+//	sesc/<parentID>/<sesID>         index: the children of a session
+//	msg/<sesID>/<msgID>             Message
+//	prt/<sesID>/<msgID>/<prtID>     Part
+//	evt/<sesID>/<evtID>             Event
+//	sta/<key>\0                     state, app: scope
+//	stu/<userID>\0<key>\0           state, user: scope
+//	sts/<sesID>/<key>\0             state, session scope
+//	purge/<sesID>                   a session delete whose data is still being removed
+
+// KeySchema is where the schema version lives.
+func KeySchema() []byte { return []byte("meta/schema") }
+
+// KeyProject is a Project record.
+func KeyProject(id string) []byte { return cat("prj/", id) }
+
+// PrefixProjects covers every Project record.
+func PrefixProjects() []byte { return []byte("prj/") }
+
+// KeyProjectIdentity maps a project identity to its ID.
+func KeyProjectIdentity(identity string) []byte { return cat("prjk/", identity, "\x00") }
+
+// KeySession is a Session record.
+func KeySession(id string) []byte { return cat("ses/", id) }
+
+// PrefixSessions covers every Session record, oldest first.
+func PrefixSessions() []byte { return []byte("ses/") }
+
+// KeySessionByProject indexes a session under its project.
+func KeySessionByProject(projectID, sessionID string) []byte {
+	return cat("sesp/", projectID, "/", sessionID)
+}
+
+// PrefixSessionsByProject covers the index of one project.
+func PrefixSessionsByProject(projectID string) []byte { return cat("sesp/", projectID, "/") }
+
+// KeySessionByParent indexes a session under its parent.
+func KeySessionByParent(parentID, sessionID string) []byte {
+	return cat("sesc/", parentID, "/", sessionID)
+}
+
+// PrefixSessionsByParent covers the children of one session.
+func PrefixSessionsByParent(parentID string) []byte { return cat("sesc/", parentID, "/") }
+
+// KeyMessage is a Message record.
+func KeyMessage(sessionID, messageID string) []byte {
+	return cat("msg/", sessionID, "/", messageID)
+}
+
+// PrefixMessages covers the messages of one session, oldest first.
+func PrefixMessages(sessionID string) []byte { return cat("msg/", sessionID, "/") }
+
+// KeyPart is a Part record.
+func KeyPart(sessionID, messageID, partID string) []byte {
+	return cat("prt/", sessionID, "/", messageID, "/", partID)
+}
+
+// PrefixParts covers the parts of one message, in order.
+func PrefixParts(sessionID, messageID string) []byte {
+	return cat("prt/", sessionID, "/", messageID, "/")
+}
+
+// PrefixSessionParts covers the parts of every message of one session.
+func PrefixSessionParts(sessionID string) []byte { return cat("prt/", sessionID, "/") }
+
+// KeyEvent is an Event record.
+func KeyEvent(sessionID, eventID string) []byte { return cat("evt/", sessionID, "/", eventID) }
+
+// PrefixEvents covers the event log of one session, oldest first.
+func PrefixEvents(sessionID string) []byte { return cat("evt/", sessionID, "/") }
+
+// KeyAppState is one app: state key.
+func KeyAppState(key string) []byte { return cat("sta/", key, "\x00") }
+
+// PrefixAppState covers all app: state.
+func PrefixAppState() []byte { return []byte("sta/") }
+
+// KeyUserState is one user: state key of userID.
+func KeyUserState(userID, key string) []byte { return cat("stu/", userID, "\x00", key, "\x00") }
+
+// PrefixUserState covers the user: state of userID.
+func PrefixUserState(userID string) []byte { return cat("stu/", userID, "\x00") }
+
+// KeySessionState is one session-scoped state key.
+func KeySessionState(sessionID, key string) []byte {
+	return cat("sts/", sessionID, "/", key, "\x00")
+}
+
+// PrefixSessionState covers the state of one session.
+func PrefixSessionState(sessionID string) []byte { return cat("sts/", sessionID, "/") }
+
+// KeyPurge marks a deleted session whose data is still being removed.
+func KeyPurge(sessionID string) []byte { return cat("purge/", sessionID) }
+
+// PrefixPurge covers all pending purges.
+func PrefixPurge() []byte { return []byte("purge/") }
+
+// LastComponent returns the part of key after the last '/', which for
+// index keys is the indexed ID.
+func LastComponent(key []byte) string {
+	for i := len(key) - 1; i >= 0; i-- {
+		if key[i] == '/' {
+			return string(key[i+1:])
+		}
+	}
+	return string(key)
+}
+
+// TrimNUL returns the free-form component of key between prefix and the
+// trailing NUL.
+func TrimNUL(key, prefix []byte) string {
+	s := key[len(prefix):]
+	if n := len(s); n > 0 && s[n-1] == 0 {
+		s = s[:n-1]
+	}
+	return string(s)
+}
+
+func cat(parts ...string) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
