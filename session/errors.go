@@ -1,0 +1,60 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+)
+
+// NotFoundError reports an absent record. The daemon answers it with the
+// NotFound error code.
+type NotFoundError struct {
+	Kind string // "session", "message", ...
+	ID   string
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("%s %q not found", e.Kind, e.ID)
+}
+
+// ParamError reports a bad request parameter. Field is its JSON path, as
+// in "event.author".
+type ParamError struct {
+	Field string
+	Msg   string
+	Err   error
+}
+
+func (e *ParamError) Error() string {
+	if e.Err != nil && e.Msg == "" {
+		return e.Err.Error()
+	}
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *ParamError) Unwrap() error { return e.Err }
+
+func paramErr(field, format string, args ...any) error {
+	return &ParamError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ClosedError reports an operation that needs a live session on one that is
+// stopped or archived.
+type ClosedError struct {
+	ID        string
+	Lifecycle string
+}
+
+func (e *ClosedError) Error() string {
+	hint := "create a new session or fork this one"
+	if e.Lifecycle == LifecycleArchived {
+		hint = "unarchive it with session/update {archived: false}"
+	}
+	return fmt.Sprintf("session %s is %s: %s", e.ID, e.Lifecycle, hint)
+}
+
+// ErrBusy reports an operation that needs an idle session while it runs
+// a turn.
+var ErrBusy = errors.New("session is running a turn")
