@@ -1,0 +1,231 @@
+// Package daemon runs sessiond: it owns the data dir, serves JSON-RPC
+// connections on a Unix socket or on stdio, fans the change feed out to
+// clients, exits when idle, and is what clients dial (starting it when
+// none answers).
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/session"
+	"github.com/sessiond/sessiond/store"
+	"github.com/sessiond/sessiond/workspace"
+)
+
+// Daemon is one open data dir and the connections it serves.
+type Daemon struct {
+	cfg      Config
+	log      *slog.Logger
+	lock     *dirLock
+	db       *store.DB
+	projects *workspace.Registry
+	sessions *session.Service
+	hub      *hub
+	mux      *rpc.Mux
+	started  time.Time
+
+	mu       sync.Mutex
+	active   int // connections being served, counted from accept
+	conns    map[*rpc.Conn]*connState
+	idle     chan struct{} // signalled when the last connection closes
+	wg       sync.WaitGroup
+	closed   bool
+	listener net.Listener
+}
+
+// connState is what the daemon keeps per connection.
+type connState struct {
+	// lastDir is the workspace this connection opened last: the default
+	// directory of its session/create calls.
+	lastDir string
+}
+
+// Open takes the data dir (refusing one another process holds), opens the
+// store, finishes work a killed daemon left, and gets ready to serve.
+// mode is "serve" or "standalone".
+func Open(ctx context.Context, cfg Config, mode string, logger *slog.Logger) (*Daemon, error) {
+	lock, err := lockDataDir(cfg, mode)
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, store.Options{Dir: cfg.StorePath(), Logger: logger})
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	d := &Daemon{
+		cfg: cfg, log: logger, lock: lock, db: db,
+		projects: workspace.NewRegistry(db, logger),
+		hub:      newHub(logger),
+		started:  time.Now(),
+		conns:    map[*rpc.Conn]*connState{},
+		idle:     make(chan struct{}, 1),
+	}
+	d.sessions = session.New(db, d.projects, d.hub, logger)
+	if err := d.sessions.ResumePurges(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.mux = d.routes()
+	return d, nil
+}
+
+// Close stops serving, closes every connection, and flushes and closes the
+// store. It is safe to call twice.
+func (d *Daemon) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	if d.listener != nil {
+		d.listener.Close()
+	}
+	conns := make([]*rpc.Conn, 0, len(d.conns))
+	for c := range d.conns {
+		conns = append(conns, c)
+	}
+	d.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+	d.wg.Wait()
+	err := d.db.Close()
+	d.lock.release()
+	return err
+}
+
+// ServeConn serves one connection until it closes.
+func (d *Daemon) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		rwc.Close()
+		return errors.New("daemon is shutting down")
+	}
+	d.wg.Add(1)
+	d.active++
+	d.mu.Unlock()
+	defer d.wg.Done()
+
+	c := rpc.Serve(ctx, rwc, d.mux, rpc.ServerOptions{
+		MaxMessageBytes: d.cfg.MaxMessageBytes,
+		Logger:          d.log,
+		Initialize:      d.initialize,
+	})
+	d.mu.Lock()
+	d.conns[c] = &connState{}
+	d.mu.Unlock()
+	d.hub.add(c)
+	d.log.Debug("client connected", "conn", c.ID())
+
+	<-c.Done()
+
+	d.hub.remove(c)
+	d.mu.Lock()
+	delete(d.conns, c)
+	d.active--
+	n := d.active
+	d.mu.Unlock()
+	d.log.Debug("client disconnected", "conn", c.ID(), "remaining", n)
+	if n == 0 {
+		select {
+		case d.idle <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// Serve accepts connections on the daemon's socket until ctx ends or the
+// daemon has had no client for the idle timeout.
+func (d *Daemon) Serve(ctx context.Context) error {
+	l, err := listen(d.cfg.Socket)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.listener = l
+	d.mu.Unlock()
+	defer os.Remove(d.cfg.Socket)
+	d.log.Info("sessiond listening", "socket", d.cfg.Socket, "dataDir", d.cfg.DataDir, "pid", os.Getpid(), "version", d.cfg.Version)
+
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go d.ServeConn(ctx, conn)
+		}
+	}()
+
+	var timer *time.Timer
+	var idleC <-chan time.Time
+	arm := func() {
+		if d.cfg.IdleTimeout <= 0 {
+			return
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		timer = time.NewTimer(d.cfg.IdleTimeout)
+		idleC = timer.C
+	}
+	arm() // a daemon nobody connects to does not live forever
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("shutting down", "reason", context.Cause(ctx))
+			return nil
+		case <-d.idle:
+			if d.connections() == 0 {
+				arm()
+			}
+		case <-idleC:
+			if d.connections() == 0 {
+				d.log.Info("no client for the idle timeout; exiting", "idleTimeout", d.cfg.IdleTimeout)
+				return nil
+			}
+			idleC = nil
+		}
+	}
+}
+
+func (d *Daemon) connections() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.active
+}
+
+func (d *Daemon) state(c *rpc.Conn) *connState {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s := d.conns[c]; s != nil {
+		return s
+	}
+	return &connState{}
+}
+
+// Run is `sessiond serve`: open, serve until signalled or idle, close.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	d, err := Open(ctx, cfg, "serve", logger)
+	if err != nil {
+		return err
+	}
+	serr := d.Serve(ctx)
+	if cerr := d.Close(); cerr != nil && serr == nil {
+		serr = fmt.Errorf("close: %w", cerr)
+	}
+	return serr
+}

@@ -1,0 +1,122 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// DialOptions say how to reach a daemon.
+type DialOptions struct {
+	// AutoStart starts a daemon when none answers.
+	AutoStart bool
+	// Executable is the sessiond binary to start; empty means this one.
+	Executable string
+	// ServeArgs are extra flags for the started `sessiond serve`.
+	ServeArgs []string
+	// Timeout bounds the whole dial, start included; 0 means 10 s.
+	Timeout time.Duration
+}
+
+// Dial connects to the daemon serving cfg.Socket, starting one first when
+// none answers and opts.AutoStart is set, the way gopls -remote=auto does:
+// the daemon is detached in its own session and process group, and we
+// retry with backoff until it listens. Two clients racing to start a
+// daemon are fine: the loser's daemon finds the data dir locked and exits,
+// and both clients connect to the winner.
+func Dial(ctx context.Context, cfg Config, opts DialOptions) (net.Conn, error) {
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", cfg.Socket)
+	if err == nil {
+		return c, checkOwner(cfg.Socket)
+	}
+	if !isNoDaemon(err) || !opts.AutoStart {
+		return nil, fmt.Errorf("connect to sessiond at %s: %w (start it with `sessiond serve`)", cfg.Socket, err)
+	}
+	exited, err := start(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	var startErr error
+	delay := 2 * time.Millisecond
+	for {
+		c, err := d.DialContext(ctx, "unix", cfg.Socket)
+		if err == nil {
+			return c, checkOwner(cfg.Socket)
+		}
+		if !isNoDaemon(err) {
+			return nil, fmt.Errorf("connect to sessiond at %s: %w", cfg.Socket, err)
+		}
+		select {
+		case <-ctx.Done():
+			if startErr == nil {
+				startErr = fmt.Errorf("it did not listen within %s", timeout)
+			}
+			return nil, fmt.Errorf("started sessiond for %s but could not connect to %s: %w (log: %s)", cfg.DataDir, cfg.Socket, startErr, cfg.LogPath())
+		case werr := <-exited:
+			// Our daemon is gone. Another client's may be about to
+			// listen, so keep trying until the deadline, but remember why.
+			startErr = daemonExitError(cfg, werr)
+			exited = nil
+		case <-time.After(delay):
+			delay = min(delay*2, 100*time.Millisecond)
+		}
+	}
+}
+
+// start launches `sessiond serve` detached and returns a channel that
+// receives its exit, should it exit.
+func start(cfg Config, opts DialOptions) (<-chan error, error) {
+	exe := opts.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("find the sessiond binary to start the daemon: %w", err)
+		}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	stderr, err := os.Create(cfg.stderrPath())
+	if err != nil {
+		return nil, fmt.Errorf("create daemon stderr file: %w", err)
+	}
+	defer stderr.Close()
+	args := append([]string{"serve", "--data-dir", cfg.DataDir, "--socket", cfg.Socket}, opts.ServeArgs...)
+	cmd := exec.Command(exe, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start sessiond daemon (%s): %w", exe, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	return exited, nil
+}
+
+func daemonExitError(cfg Config, werr error) error {
+	b, _ := os.ReadFile(cfg.stderrPath())
+	msg := strings.TrimSpace(string(b))
+	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+		msg = msg[i+1:]
+	}
+	if msg == "" {
+		if werr == nil {
+			werr = errors.New("it exited")
+		}
+		return fmt.Errorf("the daemon exited: %w", werr)
+	}
+	return fmt.Errorf("the daemon exited: %s", msg)
+}

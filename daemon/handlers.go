@@ -1,0 +1,284 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/session"
+	"github.com/sessiond/sessiond/store"
+	"github.com/sessiond/sessiond/workspace"
+)
+
+// protocolVersion changes when a change to the protocol would break a
+// client written against the previous one.
+const protocolVersion = 1
+
+func (d *Daemon) initialize(ctx context.Context, c *rpc.Conn, _ json.RawMessage) (any, error) {
+	return map[string]any{
+		"serverInfo":      map[string]any{"name": "sessiond", "version": d.cfg.Version},
+		"protocolVersion": protocolVersion,
+		"capabilities": map[string]any{
+			"framing":       c.Framing().String(),
+			"events":        true,
+			"cancelRequest": true,
+			"methods":       d.mux.Methods(),
+		},
+	}, nil
+}
+
+// handle registers a method whose params may carry a sessionID: after it
+// succeeds, the connection watches that session.
+func handle[P, R any](d *Daemon, m *rpc.Mux, method string, fn func(ctx context.Context, c *rpc.Conn, p P) (R, error), opts ...rpc.MethodOption) {
+	rpc.Handle(m, method, func(ctx context.Context, c *rpc.Conn, p P) (R, error) {
+		r, err := fn(ctx, c, p)
+		if err != nil {
+			var zero R
+			return zero, toRPCError(err)
+		}
+		return r, nil
+	}, opts...)
+}
+
+func (d *Daemon) touch(c *rpc.Conn, sessionID string) { d.hub.get(c).session(sessionID) }
+
+type sessionIDParams struct {
+	SessionID string `json:"sessionID"`
+}
+
+type okResult struct {
+	OK bool `json:"ok"`
+}
+
+func (d *Daemon) routes() *rpc.Mux {
+	m := rpc.NewMux()
+	s := d.sessions
+
+	// Workspaces.
+	type dirParams struct {
+		Directory string `json:"directory"`
+	}
+	handle(d, m, "workspace/open", func(ctx context.Context, c *rpc.Conn, p dirParams) (workspace.Project, error) {
+		if p.Directory == "" {
+			return workspace.Project{}, &session.ParamError{Field: "directory", Msg: "directory is required: the absolute path of the workspace"}
+		}
+		proj, dir, err := d.projects.Open(ctx, p.Directory)
+		if err != nil {
+			return proj, dirParamError(err)
+		}
+		d.hub.get(c).project(proj.ID)
+		d.state(c).lastDir = dir
+		return proj, nil
+	})
+	handle(d, m, "workspace/list", func(ctx context.Context, c *rpc.Conn, _ struct{}) ([]workspace.Project, error) {
+		return d.projects.List(ctx)
+	})
+	type projectParams struct {
+		ProjectID string `json:"projectID"`
+	}
+	handle(d, m, "workspace/close", func(ctx context.Context, c *rpc.Conn, p projectParams) (okResult, error) {
+		if p.ProjectID == "" {
+			return okResult{}, &session.ParamError{Field: "projectID", Msg: "projectID is required"}
+		}
+		if _, err := d.projects.Get(ctx, p.ProjectID); err != nil {
+			return okResult{}, notFound("project", p.ProjectID, err)
+		}
+		d.hub.get(c).unproject(p.ProjectID)
+		return okResult{OK: true}, nil
+	})
+
+	// Sessions.
+	handle(d, m, "session/create", func(ctx context.Context, c *rpc.Conn, p session.CreateParams) (session.Session, error) {
+		if p.Directory == "" && p.ParentID == "" {
+			p.Directory = d.state(c).lastDir
+		}
+		ses, err := s.Create(ctx, p)
+		if err == nil {
+			d.touch(c, ses.ID)
+		}
+		return ses, err
+	})
+	handle(d, m, "session/get", func(ctx context.Context, c *rpc.Conn, p sessionIDParams) (session.Session, error) {
+		ses, err := s.Get(ctx, p.SessionID)
+		if err == nil {
+			d.touch(c, ses.ID)
+		}
+		return ses, err
+	})
+	handle(d, m, "session/update", func(ctx context.Context, c *rpc.Conn, p session.UpdateParams) (session.Session, error) {
+		d.touch(c, p.SessionID)
+		return s.Update(ctx, p)
+	})
+	handle(d, m, "session/delete", func(ctx context.Context, c *rpc.Conn, p sessionIDParams) (okResult, error) {
+		if err := s.Delete(ctx, p.SessionID); err != nil {
+			return okResult{}, err
+		}
+		return okResult{OK: true}, nil
+	})
+	handle(d, m, "session/list", func(ctx context.Context, c *rpc.Conn, p session.ListParams) (session.ListResult, error) {
+		return s.List(ctx, p)
+	})
+	handle(d, m, "session/children", func(ctx context.Context, c *rpc.Conn, p sessionIDParams) ([]session.Session, error) {
+		return s.Children(ctx, p.SessionID)
+	})
+	handle(d, m, "session/status", func(ctx context.Context, c *rpc.Conn, p sessionIDParams) (map[string]session.Status, error) {
+		return s.Status(ctx, p.SessionID)
+	}, rpc.Unordered())
+	handle(d, m, "session/messages", func(ctx context.Context, c *rpc.Conn, p session.MessagesParams) ([]session.MessageWithParts, error) {
+		d.touch(c, p.SessionID)
+		return s.Messages(ctx, p)
+	})
+	handle(d, m, "session/message", func(ctx context.Context, c *rpc.Conn, p session.MessageParams) (session.MessageWithParts, error) {
+		return s.Message(ctx, p)
+	})
+	for method, fn := range map[string]func(context.Context, string) (session.Session, error){
+		"session/pause":  s.Pause,
+		"session/resume": s.Resume,
+		"session/stop":   s.Stop,
+	} {
+		handle(d, m, method, func(ctx context.Context, c *rpc.Conn, p sessionIDParams) (session.Session, error) {
+			d.touch(c, p.SessionID)
+			return fn(ctx, p.SessionID)
+		})
+	}
+
+	// The event log and state.
+	handle(d, m, "session/appendEvent", func(ctx context.Context, c *rpc.Conn, p session.AppendEventParams) (session.Event, error) {
+		d.touch(c, p.SessionID)
+		return s.AppendEvent(ctx, p)
+	})
+	handle(d, m, "session/events", func(ctx context.Context, c *rpc.Conn, p session.EventsParams) ([]session.Event, error) {
+		return s.Events(ctx, p)
+	})
+	handle(d, m, "session/state/get", func(ctx context.Context, c *rpc.Conn, p session.StateGetParams) (session.StateResult, error) {
+		return s.StateGet(ctx, p)
+	})
+	handle(d, m, "session/state/update", func(ctx context.Context, c *rpc.Conn, p session.StateUpdateParams) (session.StateResult, error) {
+		return s.StateUpdate(ctx, p)
+	})
+
+	// The change feed.
+	type subscribeParams struct {
+		ProjectID string `json:"projectID,omitempty"`
+		SessionID string `json:"sessionID,omitempty"`
+		All       bool   `json:"all,omitempty"`
+	}
+	handle(d, m, "events/subscribe", func(ctx context.Context, c *rpc.Conn, p subscribeParams) (okResult, error) {
+		w := d.hub.get(c)
+		switch {
+		case p.All:
+			w.everything()
+		case p.ProjectID != "":
+			if _, err := d.projects.Get(ctx, p.ProjectID); err != nil {
+				return okResult{}, notFound("project", p.ProjectID, err)
+			}
+			w.project(p.ProjectID)
+		case p.SessionID != "":
+			if _, err := s.Get(ctx, p.SessionID); err != nil {
+				return okResult{}, err
+			}
+			w.session(p.SessionID)
+		default:
+			return okResult{}, &session.ParamError{Field: "projectID", Msg: "events/subscribe needs one of projectID, sessionID or all: true"}
+		}
+		return okResult{OK: true}, nil
+	}, rpc.Unordered())
+
+	// The daemon itself.
+	handle(d, m, "daemon/status", func(ctx context.Context, c *rpc.Conn, _ struct{}) (DaemonStatus, error) {
+		return d.status(ctx)
+	}, rpc.Unordered())
+	return m
+}
+
+// DaemonStatus is the result of daemon/status.
+type DaemonStatus struct {
+	Version     string     `json:"version"`
+	PID         int        `json:"pid"`
+	StartedAt   int64      `json:"startedAt"`
+	UptimeMs    int64      `json:"uptimeMs"`
+	DataDir     string     `json:"dataDir"`
+	Socket      string     `json:"socket,omitempty"`
+	Connections int        `json:"connections"`
+	Projects    int        `json:"projects"`
+	Store       StoreSizes `json:"store"`
+	GoVersion   string     `json:"goVersion"`
+}
+
+// StoreSizes are the store's bytes on disk.
+type StoreSizes struct {
+	LSMBytes  int64 `json:"lsmBytes"`
+	VLogBytes int64 `json:"vlogBytes"`
+}
+
+func (d *Daemon) status(ctx context.Context) (DaemonStatus, error) {
+	projects, err := d.projects.List(ctx)
+	if err != nil {
+		return DaemonStatus{}, err
+	}
+	lsm, vlog := d.db.Size()
+	st := DaemonStatus{
+		Version:     d.cfg.Version,
+		PID:         os.Getpid(),
+		StartedAt:   d.started.UnixMilli(),
+		UptimeMs:    time.Since(d.started).Milliseconds(),
+		DataDir:     d.cfg.DataDir,
+		Connections: d.connections(),
+		Projects:    len(projects),
+		Store:       StoreSizes{LSMBytes: lsm, VLogBytes: vlog},
+		GoVersion:   runtime.Version(),
+	}
+	if d.lock != nil && d.listenerSet() {
+		st.Socket = d.cfg.Socket
+	}
+	return st, nil
+}
+
+func (d *Daemon) listenerSet() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.listener != nil
+}
+
+func dirParamError(err error) error {
+	var de *workspace.DirError
+	if errors.As(err, &de) {
+		return &session.ParamError{Field: "directory", Err: err}
+	}
+	return err
+}
+
+func notFound(kind, id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &session.NotFoundError{Kind: kind, ID: id}
+	}
+	return err
+}
+
+// toRPCError maps the session layer's errors to protocol errors; anything
+// else is passed on for rpc to report as an internal error.
+func toRPCError(err error) error {
+	var (
+		re *rpc.Error
+		nf *session.NotFoundError
+		pe *session.ParamError
+		ce *session.ClosedError
+	)
+	switch {
+	case errors.As(err, &re):
+		return re
+	case errors.As(err, &pe):
+		return rpc.InvalidParams(pe.Field, "%s", pe.Error())
+	case errors.As(err, &nf):
+		return rpc.NewError(rpc.CodeNotFound, "%s", nf.Error()).With("id", nf.ID).With("resource", nf.Kind)
+	case errors.As(err, &ce):
+		return rpc.NewError(rpc.CodeClosed, "%s", ce.Error()).With("lifecycle", ce.Lifecycle)
+	case errors.Is(err, session.ErrBusy):
+		return rpc.NewError(rpc.CodeBusy, "%s", err.Error())
+	}
+	return err
+}
