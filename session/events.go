@@ -38,6 +38,8 @@ func (s *Service) AppendEvent(ctx context.Context, p AppendEventParams) (Event, 
 	}
 	var delta map[string]json.RawMessage
 	if ev.Actions != nil {
+		actions := *ev.Actions // the caller's copy stays as it was
+		ev.Actions = &actions
 		var err error
 		if delta, err = durableDelta("event.actions.stateDelta", ev.Actions.StateDelta); err != nil {
 			return Event{}, err
@@ -205,10 +207,8 @@ func (s *Service) Events(ctx context.Context, p EventsParams) ([]Event, error) {
 			if err := json.Unmarshal(val, &ev); err != nil {
 				return false, fmt.Errorf("decode event: %w", err)
 			}
-			if p.Until != 0 && ev.Time > p.Until {
-				return false, nil
-			}
-			if (p.Author != "" && ev.Author != p.Author) ||
+			if (p.Until != 0 && ev.Time > p.Until) ||
+				(p.Author != "" && ev.Author != p.Author) ||
 				(p.AgentID != "" && ev.AgentID != p.AgentID) ||
 				(p.Since != 0 && ev.Time < p.Since) ||
 				(p.Branch != "" && !branchVisible(ev.Branch, p.Branch)) {

@@ -5,6 +5,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -129,11 +130,18 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Session, error) {
 	}
 	err = s.db.Update(ctx, func(txn *store.Txn) error {
 		if parent != nil {
-			// The parent may have been deleted since we read it.
-			if ok, err := txn.Has(store.KeySession(parent.ID)); err != nil || !ok {
-				if err == nil {
-					err = &ParamError{Field: "parentID", Msg: "parent session not found", Err: &NotFoundError{Kind: "session", ID: parent.ID}}
-				}
+			// The parent may have been deleted since we read it. Writing
+			// its record back makes this transaction and a concurrent
+			// Delete of the parent conflict, so one of them retries and
+			// sees the other: no child outlives its parent.
+			raw, err := txn.GetRaw(store.KeySession(parent.ID))
+			if errors.Is(err, store.ErrNotFound) {
+				return &ParamError{Field: "parentID", Msg: "parent session not found", Err: &NotFoundError{Kind: "session", ID: parent.ID}}
+			}
+			if err != nil {
+				return err
+			}
+			if err := txn.SetRaw(store.KeySession(parent.ID), raw); err != nil {
 				return err
 			}
 			if err := txn.SetRaw(store.KeySessionByParent(parent.ID, ses.ID), nil); err != nil {
@@ -237,9 +245,13 @@ func (s *Service) Update(ctx context.Context, p UpdateParams) (Session, error) {
 		if p.Archived != nil {
 			switch {
 			case *p.Archived && ses.Lifecycle != LifecycleArchived:
+				ses.ArchivedFrom = ses.Lifecycle
 				ses.Lifecycle, ses.Time.Archived = LifecycleArchived, s.nowMs()
 			case !*p.Archived && ses.Lifecycle == LifecycleArchived:
-				ses.Lifecycle, ses.Time.Archived = LifecycleRunning, 0
+				// Unarchiving gives back what archiving took: a stopped
+				// session stays stopped.
+				ses.Lifecycle = cmp.Or(ses.ArchivedFrom, LifecycleRunning)
+				ses.ArchivedFrom, ses.Time.Archived = "", 0
 			}
 		}
 		return nil
@@ -347,7 +359,10 @@ func (s *Service) List(ctx context.Context, p ListParams) (ListResult, error) {
 	}
 	var dir string
 	if p.Directory != "" {
-		proj, canon, err := s.projects.Open(ctx, p.Directory)
+		proj, canon, err := s.projects.Lookup(ctx, p.Directory)
+		if errors.Is(err, store.ErrNotFound) {
+			return ListResult{Sessions: []Session{}}, nil // a directory no session was ever made in
+		}
 		if err != nil {
 			return ListResult{}, dirError(err)
 		}

@@ -21,25 +21,27 @@ const (
 // Session is one conversation in one workspace. Times are epoch
 // milliseconds everywhere in the protocol.
 type Session struct {
-	ID           string          `json:"id"`
-	ProjectID    string          `json:"projectID"`
-	Directory    string          `json:"directory"`
-	ParentID     string          `json:"parentID,omitempty"`
-	RootID       string          `json:"rootID"`
-	Depth        int             `json:"depth"`
-	ForkedFrom   *ForkRef        `json:"forkedFrom,omitempty"`
-	Title        string          `json:"title"`
-	UserID       string          `json:"userID,omitempty"`
-	Agent        string          `json:"agent"`
-	Model        *ModelRef       `json:"model,omitempty"`
-	Permission   json.RawMessage `json:"permission,omitempty"`
-	Lifecycle    string          `json:"lifecycle"`
-	Share        *Share          `json:"share,omitempty"`
-	Summary      *ChangeSummary  `json:"summary,omitempty"`
-	Usage        Usage           `json:"usage"`
-	Metadata     map[string]any  `json:"metadata,omitempty"`
-	MessageCount int             `json:"messageCount"`
-	Time         SessionTime     `json:"time"`
+	ID         string          `json:"id"`
+	ProjectID  string          `json:"projectID"`
+	Directory  string          `json:"directory"`
+	ParentID   string          `json:"parentID,omitempty"`
+	RootID     string          `json:"rootID"`
+	Depth      int             `json:"depth"`
+	ForkedFrom *ForkRef        `json:"forkedFrom,omitempty"`
+	Title      string          `json:"title"`
+	UserID     string          `json:"userID,omitempty"`
+	Agent      string          `json:"agent"`
+	Model      *ModelRef       `json:"model,omitempty"`
+	Permission json.RawMessage `json:"permission,omitempty"`
+	Lifecycle  string          `json:"lifecycle"`
+	// ArchivedFrom is the lifecycle an archived session returns to.
+	ArchivedFrom string         `json:"archivedFrom,omitempty"`
+	Share        *Share         `json:"share,omitempty"`
+	Summary      *ChangeSummary `json:"summary,omitempty"`
+	Usage        Usage          `json:"usage"`
+	Metadata     map[string]any `json:"metadata,omitempty"`
+	MessageCount int            `json:"messageCount"`
+	Time         SessionTime    `json:"time"`
 	// Version counts the changes to this record, so a client can tell a
 	// stale copy from a fresh one.
 	Version int64 `json:"version"`

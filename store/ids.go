@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/rand"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,17 +31,27 @@ const (
 type IDGen struct {
 	mu      sync.Mutex
 	entropy io.Reader
+	last    uint64 // ms of the last ID made
+	now     func() time.Time
 }
 
 // NewIDGen returns a generator seeded from crypto/rand.
-func NewIDGen() *IDGen {
-	return &IDGen{entropy: ulid.Monotonic(rand.Reader, 0)}
+func NewIDGen() *IDGen { return NewIDGenWithClock(time.Now) }
+
+// NewIDGenWithClock returns a generator that reads the time from now;
+// tests use it to make IDs for chosen times.
+func NewIDGenWithClock(now func() time.Time) *IDGen {
+	return &IDGen{entropy: ulid.Monotonic(rand.Reader, 0), now: now}
 }
 
-// New returns kind + "_" + a ULID for t.
-func (g *IDGen) New(kind IDKind, t time.Time) string {
+// New returns kind + "_" + a ULID for now. The clock is read under the
+// lock and never goes back, so concurrent callers still get IDs in the
+// order they were made.
+func (g *IDGen) New(kind IDKind) string {
 	g.mu.Lock()
-	id := ulid.MustNew(ulid.Timestamp(t), g.entropy)
+	ms := max(ulid.Timestamp(g.now()), g.last)
+	g.last = ms
+	id := ulid.MustNew(ms, g.entropy)
 	g.mu.Unlock()
 	return string(kind) + "_" + id.String()
 }
@@ -63,6 +74,12 @@ func ValidID(kind IDKind, id string) bool {
 	if len(id) != len(kind)+1+ulid.EncodedSize || id[:len(kind)] != string(kind) || id[len(kind)] != '_' {
 		return false
 	}
-	_, err := ulid.ParseStrict(id[len(kind)+1:])
+	body := id[len(kind)+1:]
+	// ULID parsing accepts lowercase, but a lowercase ID would sort apart
+	// from ours: only the canonical uppercase form is one of our IDs.
+	if strings.ToUpper(body) != body {
+		return false
+	}
+	_, err := ulid.ParseStrict(body)
 	return err == nil
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -43,8 +44,8 @@ type Options struct {
 }
 
 // A Migration upgrades the data from schema To-1 to To. It runs at Open,
-// before anything is served, and its version is recorded in the same
-// transaction as its last write when it uses Txn.
+// before anything is served; its version is recorded after it returns, so
+// a migration interrupted by a crash runs again and must be idempotent.
 type Migration struct {
 	To    int
 	Name  string
@@ -113,23 +114,32 @@ func (db *DB) Badger() *badger.DB { return db.bdb }
 
 // NewID returns a new ID of the given kind, e.g. "ses_01J…". IDs of one
 // kind sort by creation time.
-func (db *DB) NewID(kind IDKind) string { return db.ids.New(kind, time.Now()) }
+func (db *DB) NewID(kind IDKind) string { return db.ids.New(kind) }
 
 // Size reports the bytes used by the LSM tree and the value log.
 func (db *DB) Size() (lsm, vlog int64) { return db.bdb.Size() }
 
 // Update runs fn in a read-write transaction and commits it, retrying on
-// conflicts with concurrent transactions. fn may run more than once.
+// conflicts with concurrent transactions until it commits or ctx ends.
+// fn may run more than once, so it must not keep state across runs.
 func (db *DB) Update(ctx context.Context, fn func(txn *Txn) error) error {
-	for attempt := 0; ; attempt++ {
+	backoff := 50 * time.Microsecond
+	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		err := db.bdb.Update(func(t *badger.Txn) error { return fn(&Txn{t: t}) })
-		if errors.Is(err, badger.ErrConflict) && attempt < 20 {
-			continue
+		if !errors.Is(err, badger.ErrConflict) {
+			return err
 		}
-		return err
+		// Jittered backoff spreads out writers that keep colliding on
+		// one hot record (say, a session receiving many events at once).
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff/2 + rand.N(backoff)):
+		}
+		backoff = min(2*backoff, 20*time.Millisecond)
 	}
 }
 

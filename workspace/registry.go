@@ -95,6 +95,53 @@ func (r *Registry) Open(ctx context.Context, dir string) (Project, string, error
 	return p, canon, nil
 }
 
+// Lookup finds the project dir belongs to without creating one, so that
+// reads (listing the sessions of a directory) never register a project.
+// The error wraps store.ErrNotFound when dir belongs to no known project.
+func (r *Registry) Lookup(ctx context.Context, dir string) (Project, string, error) {
+	canon, err := canonicalDir(dir)
+	if err != nil {
+		return Project{}, "", err
+	}
+	top := findGitTop(canon)
+	if id, ok := r.cached(canon, top); ok {
+		if p, err := r.Get(ctx, id); err == nil {
+			return p, canon, nil
+		}
+	}
+	res, err := r.resolve(ctx, canon, top)
+	if err != nil {
+		return Project{}, "", err
+	}
+	var (
+		p     Project
+		found bool
+	)
+	err = r.db.View(ctx, func(txn *store.Txn) error {
+		var err error
+		if p, found, err = lookup(txn, res.identity); err != nil || found {
+			return err
+		}
+		if strings.HasPrefix(res.identity, "git:") {
+			// Stored under its path before its root commit was known.
+			if p, found, err = lookup(txn, pathIdentity(res.root)); err != nil || found {
+				return err
+			}
+		}
+		if res.vcs == VCSNone {
+			p, found, err = lookupEnclosing(txn, res.dir)
+		}
+		return err
+	})
+	if err != nil {
+		return Project{}, "", fmt.Errorf("look up workspace %s: %w", canon, err)
+	}
+	if !found {
+		return Project{}, canon, fmt.Errorf("no project for %s: %w", canon, store.ErrNotFound)
+	}
+	return p, canon, nil
+}
+
 // Get returns the project with id; the error wraps store.ErrNotFound when
 // there is none.
 func (r *Registry) Get(ctx context.Context, id string) (Project, error) {
