@@ -75,7 +75,11 @@ func (d *Daemon) routes() *rpc.Mux {
 		return proj, nil
 	})
 	handle(d, m, "workspace/list", func(ctx context.Context, c *rpc.Conn, _ struct{}) ([]workspace.Project, error) {
-		return d.projects.List(ctx)
+		ps, err := d.projects.List(ctx)
+		if ps == nil {
+			ps = []workspace.Project{}
+		}
+		return ps, err
 	})
 	type projectParams struct {
 		ProjectID string `json:"projectID"`
@@ -95,6 +99,16 @@ func (d *Daemon) routes() *rpc.Mux {
 	handle(d, m, "session/create", func(ctx context.Context, c *rpc.Conn, p session.CreateParams) (session.Session, error) {
 		if p.Directory == "" && p.ParentID == "" {
 			p.Directory = d.state(c).lastDir
+		}
+		if p.Directory != "" {
+			// Creating a session in a directory opens its workspace for
+			// this connection, so it sees session.created for its own
+			// session and the project's later changes.
+			proj, _, err := d.projects.Open(ctx, p.Directory)
+			if err != nil {
+				return session.Session{}, dirParamError(err)
+			}
+			d.hub.get(c).project(proj.ID)
 		}
 		ses, err := s.Create(ctx, p)
 		if err == nil {

@@ -138,6 +138,9 @@ func (w *watcher) offer(c session.Change) {
 		w.mu.Unlock()
 		return
 	}
+	if c.Type == "session.deleted" {
+		delete(w.sessions, c.SessionID) // nothing more will come of it
+	}
 	if len(w.queue) >= maxPendingEvents {
 		w.mu.Unlock()
 		w.log.Warn("client fell too far behind the change feed; disconnecting it", "pending", maxPendingEvents)

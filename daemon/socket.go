@@ -22,6 +22,11 @@ func listen(path string) (net.Listener, error) {
 	if err := checkOwner(dir); err != nil {
 		return nil, err
 	}
+	// MkdirAll keeps the mode of a directory that already existed: make
+	// sure nobody else can reach the socket through it.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("restrict socket dir %s: %w", dir, err)
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if err := checkOwner(path); err != nil {
 			return nil, err

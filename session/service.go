@@ -5,6 +5,7 @@
 package session
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -258,21 +259,31 @@ func (s *Service) Update(ctx context.Context, p UpdateParams) (Session, error) {
 	})
 }
 
-// mutate applies fn to the stored session in one transaction, bumps its
-// version and update time, and publishes session.updated.
+// mutate applies fn to the stored session in one transaction and, if fn
+// changed it, bumps its version and update time and publishes
+// session.updated. A call that changes nothing writes nothing.
 func (s *Service) mutate(ctx context.Context, id string, fn func(*Session) error) (Session, error) {
 	if id == "" {
 		return Session{}, paramErr("sessionID", "sessionID is required")
 	}
-	var ses Session
+	var (
+		ses     Session
+		changed bool
+	)
 	err := s.db.Update(ctx, func(txn *store.Txn) error {
 		ses = Session{}
 		if err := getSession(txn, id, &ses); err != nil {
 			return err
 		}
+		before, _ := json.Marshal(&ses)
 		if err := fn(&ses); err != nil {
 			return err
 		}
+		if after, _ := json.Marshal(&ses); bytes.Equal(before, after) {
+			changed = false
+			return nil // nothing to record or announce
+		}
+		changed = true
 		ses.Version++
 		ses.Time.Updated = max(s.nowMs(), ses.Time.Updated)
 		return txn.Set(store.KeySession(id), &ses)
@@ -280,7 +291,9 @@ func (s *Service) mutate(ctx context.Context, id string, fn func(*Session) error
 	if err != nil {
 		return Session{}, err
 	}
-	s.publish(ses.ProjectID, ses.ID, "session.updated", map[string]any{"info": ses})
+	if changed {
+		s.publish(ses.ProjectID, ses.ID, "session.updated", map[string]any{"info": ses})
+	}
 	return ses, nil
 }
 

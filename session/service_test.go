@@ -222,7 +222,6 @@ func TestUpdate(t *testing.T) {
 				t.Errorf("metadata = %v, want %v", s.Metadata, want)
 			}
 		}},
-		{"nothing", UpdateParams{}, func(t *testing.T, s Session) {}},
 	}
 	prev := s
 	for _, st := range steps {
@@ -247,6 +246,23 @@ func TestUpdate(t *testing.T) {
 	}
 	if got, want := types(f.pub.since(mark), s.ID), len(steps); len(got) != want || got[0] != "session.updated" {
 		t.Errorf("published %v, want %d session.updated", got, want)
+	}
+
+	// An update that changes nothing (no fields, or the values it already
+	// has) writes nothing and announces nothing.
+	mark = f.pub.len()
+	for _, p := range []UpdateParams{{}, {Title: ptr("Renamed"), Agent: ptr("plan")}} {
+		p.SessionID = s.ID
+		got, err := f.svc.Update(f.ctx, p)
+		if err != nil {
+			t.Fatalf("no-op Update: %v", err)
+		}
+		if got.Version != prev.Version || got.Time.Updated != prev.Time.Updated {
+			t.Errorf("no-op Update moved version %d → %d, updated %d → %d", prev.Version, got.Version, prev.Time.Updated, got.Time.Updated)
+		}
+	}
+	if got := types(f.pub.since(mark), s.ID); len(got) != 0 {
+		t.Errorf("no-op Updates published %v", got)
 	}
 }
 
@@ -377,16 +393,17 @@ func TestLifecycle(t *testing.T) {
 		op     op
 		want   string // lifecycle after, or "" for ClosedError
 		closed string
+		noop   bool
 	}{
-		{pause, LifecyclePaused, ""},
-		{pause, LifecyclePaused, ""},
-		{resume, LifecycleRunning, ""},
-		{resume, LifecycleRunning, ""},
-		{pause, LifecyclePaused, ""},
-		{stop, LifecycleStopped, ""},
-		{resume, "", LifecycleStopped},
-		{pause, "", LifecycleStopped},
-		{stop, LifecycleStopped, ""},
+		{pause, LifecyclePaused, "", false},
+		{pause, LifecyclePaused, "", true},
+		{resume, LifecycleRunning, "", false},
+		{resume, LifecycleRunning, "", true},
+		{pause, LifecyclePaused, "", false},
+		{stop, LifecycleStopped, "", false},
+		{resume, "", LifecycleStopped, false},
+		{pause, "", LifecycleStopped, false},
+		{stop, LifecycleStopped, "", true},
 	}
 	version := s.Version
 	for i, st := range steps {
@@ -405,11 +422,19 @@ func TestLifecycle(t *testing.T) {
 		if got.Lifecycle != st.want || f.get(s.ID).Lifecycle != st.want {
 			t.Errorf("step %d %s: lifecycle %q, want %q", i, st.op.name, got.Lifecycle, st.want)
 		}
+		ty := types(f.pub.since(mark), s.ID)
+		if st.noop {
+			// Asking for the state a session is already in changes nothing.
+			if got.Version != version || len(ty) != 0 {
+				t.Errorf("step %d %s: no-op moved version %d → %d and published %v", i, st.op.name, version, got.Version, ty)
+			}
+			continue
+		}
 		if got.Version <= version {
 			t.Errorf("step %d %s: version %d did not grow from %d", i, st.op.name, got.Version, version)
 		}
 		version = got.Version
-		if ty := types(f.pub.since(mark), s.ID); len(ty) != 1 || ty[0] != "session.updated" {
+		if len(ty) != 1 || ty[0] != "session.updated" {
 			t.Errorf("step %d %s: published %v", i, st.op.name, ty)
 		}
 	}

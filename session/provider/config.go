@@ -1,0 +1,490 @@
+package provider
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Provider types: which wire format a provider speaks.
+const (
+	TypeOpenAI    = "openai"    // Chat Completions: OpenAI, Ollama, vLLM, llama.cpp, LM Studio, OpenRouter
+	TypeAnthropic = "anthropic" // Messages
+)
+
+// Environment variables read by Load.
+const (
+	EnvModel            = "SESSIOND_MODEL"
+	EnvOpenAIKey        = "OPENAI_API_KEY"
+	EnvOpenAIBaseURL    = "OPENAI_BASE_URL"
+	EnvAnthropicKey     = "ANTHROPIC_API_KEY"
+	EnvAnthropicBaseURL = "ANTHROPIC_BASE_URL"
+)
+
+// Default endpoints and models of the implicit providers.
+const (
+	OpenAIBaseURL         = "https://api.openai.com/v1"
+	AnthropicBaseURL      = "https://api.anthropic.com"
+	DefaultOpenAIModel    = "gpt-4.1"
+	DefaultAnthropicModel = "claude-sonnet-4-5"
+)
+
+// ProjectConfigPath is where a workspace keeps its config, relative to
+// its root.
+var ProjectConfigPath = filepath.Join(".sessiond", "config.json")
+
+// File is the shape of a config file (user or project):
+//
+//	{"model": "anthropic/claude-sonnet-4-5",
+//	 "providers": {"ollama": {"type": "openai", "baseURL": "http://localhost:11434/v1",
+//	                          "models": {"qwen3:8b": {"contextWindow": 40960, "reasoning": true}}}}}
+type File struct {
+	// Model is the default model, "provider/model".
+	Model     string                    `json:"model,omitempty"`
+	Providers map[string]ProviderConfig `json:"providers,omitempty"`
+}
+
+// ProviderConfig describes one provider. Every field is optional in a
+// file; a project file overrides the user file field by field.
+type ProviderConfig struct {
+	// Type is TypeOpenAI or TypeAnthropic; empty means anthropic for the
+	// provider named "anthropic" and openai for any other.
+	Type    string `json:"type,omitempty"`
+	BaseURL string `json:"baseURL,omitempty"`
+	// APIKeyEnv names the environment variable holding the key; the
+	// providers "openai" and "anthropic" default to OPENAI_API_KEY and
+	// ANTHROPIC_API_KEY.
+	APIKeyEnv string `json:"apiKeyEnv,omitempty"`
+	// APIKey is the key itself; prefer APIKeyEnv.
+	APIKey  string                 `json:"apiKey,omitempty"`
+	Headers map[string]string      `json:"headers,omitempty"`
+	Models  map[string]ModelConfig `json:"models,omitempty"`
+}
+
+// ModelConfig extends or corrects the model table; unset fields keep the
+// table's value.
+type ModelConfig struct {
+	ContextWindow    *int64       `json:"contextWindow,omitempty"`
+	MaxOutput        *int64       `json:"maxOutput,omitempty"`
+	Price            *PriceConfig `json:"price,omitempty"`
+	Reasoning        *bool        `json:"reasoning,omitempty"`
+	AdaptiveThinking *bool        `json:"adaptiveThinking,omitempty"`
+}
+
+// PriceConfig is Prices with each field optional. Unset cache prices of
+// a model the table does not know fall back to the input price.
+type PriceConfig struct {
+	Input      *float64 `json:"input,omitempty"`
+	Output     *float64 `json:"output,omitempty"`
+	CacheRead  *float64 `json:"cacheRead,omitempty"`
+	CacheWrite *float64 `json:"cacheWrite,omitempty"`
+}
+
+// Config is the merged configuration of one workspace: project file over
+// user file over environment.
+type Config struct {
+	// Model is the default model: the project's, else the user's, else
+	// SESSIOND_MODEL.
+	Model string
+	// ModelSource says where Model came from (a path or "SESSIOND_MODEL").
+	ModelSource string
+	// Providers are the configured providers, implicit ones from the
+	// environment included.
+	Providers map[string]ProviderConfig
+	// UserPath and ProjectPath are the files that were looked for (they
+	// need not exist); messages name them.
+	UserPath    string
+	ProjectPath string
+
+	getenv func(string) string
+	// fromProject marks the fields a project file set, by provider ID;
+	// see checkKeyTarget.
+	projectBaseURL map[string]bool
+	projectKey     map[string]bool
+}
+
+// LoadOptions says where to look for configuration.
+type LoadOptions struct {
+	// ProjectDir is the workspace root; "" skips the project file.
+	ProjectDir string
+	// UserConfigDir replaces os.UserConfigDir() ($XDG_CONFIG_HOME);
+	// the user file is <dir>/sessiond/config.json.
+	UserConfigDir string
+	// Getenv replaces os.Getenv.
+	Getenv func(string) string
+}
+
+// Load reads the environment, the user file and the project file, and
+// merges them. Missing files are fine; a file that does not parse is an
+// error naming it.
+func Load(opts LoadOptions) (*Config, error) {
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := &Config{
+		Providers:      map[string]ProviderConfig{},
+		getenv:         getenv,
+		projectBaseURL: map[string]bool{},
+		projectKey:     map[string]bool{},
+	}
+
+	// Environment: the lowest layer.
+	if m := strings.TrimSpace(getenv(EnvModel)); m != "" {
+		c.Model, c.ModelSource = m, EnvModel
+	}
+	if getenv(EnvOpenAIKey) != "" || getenv(EnvOpenAIBaseURL) != "" {
+		c.Providers[TypeOpenAI] = ProviderConfig{Type: TypeOpenAI}
+	}
+	if getenv(EnvAnthropicKey) != "" || getenv(EnvAnthropicBaseURL) != "" {
+		c.Providers[TypeAnthropic] = ProviderConfig{Type: TypeAnthropic}
+	}
+
+	dir := opts.UserConfigDir
+	if dir == "" {
+		d, err := os.UserConfigDir()
+		if err == nil {
+			dir = d
+		}
+	}
+	if dir != "" {
+		c.UserPath = filepath.Join(dir, "sessiond", "config.json")
+		if err := c.mergeFile(c.UserPath, false); err != nil {
+			return nil, err
+		}
+	}
+	if opts.ProjectDir != "" {
+		c.ProjectPath = filepath.Join(opts.ProjectDir, ProjectConfigPath)
+		if err := c.mergeFile(c.ProjectPath, true); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Config) mergeFile(path string, project bool) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	var f File
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return fmt.Errorf("parse config %s: %w (fix the file or remove it)", path, err)
+	}
+	if f.Model != "" {
+		if _, err := ParseModelRef(f.Model); err != nil {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+		c.Model, c.ModelSource = f.Model, path
+	}
+	for id, p := range f.Providers {
+		if p.Type != "" && p.Type != TypeOpenAI && p.Type != TypeAnthropic {
+			return fmt.Errorf("config %s: provider %q has type %q: use %q or %q", path, id, p.Type, TypeOpenAI, TypeAnthropic)
+		}
+		if project {
+			c.projectBaseURL[id] = c.projectBaseURL[id] || p.BaseURL != ""
+			if p.APIKey != "" {
+				c.projectKey[id] = true
+			} else if p.APIKeyEnv != "" {
+				c.projectKey[id] = false
+			}
+		} else if p.APIKey != "" || p.APIKeyEnv != "" {
+			c.projectKey[id] = false
+		}
+		c.Providers[id] = mergeProvider(c.Providers[id], p)
+	}
+	return nil
+}
+
+func mergeProvider(dst, src ProviderConfig) ProviderConfig {
+	if src.Type != "" {
+		dst.Type = src.Type
+	}
+	if src.BaseURL != "" {
+		dst.BaseURL = src.BaseURL
+	}
+	if src.APIKeyEnv != "" {
+		dst.APIKeyEnv, dst.APIKey = src.APIKeyEnv, ""
+	}
+	if src.APIKey != "" {
+		dst.APIKey = src.APIKey
+	}
+	if len(src.Headers) > 0 {
+		h := make(map[string]string, len(dst.Headers)+len(src.Headers))
+		for k, v := range dst.Headers {
+			h[k] = v
+		}
+		for k, v := range src.Headers {
+			h[k] = v
+		}
+		dst.Headers = h
+	}
+	if len(src.Models) > 0 {
+		m := make(map[string]ModelConfig, len(dst.Models)+len(src.Models))
+		for k, v := range dst.Models {
+			m[k] = v
+		}
+		for k, v := range src.Models {
+			m[k] = mergeModel(m[k], v)
+		}
+		dst.Models = m
+	}
+	return dst
+}
+
+func mergeModel(dst, src ModelConfig) ModelConfig {
+	if src.ContextWindow != nil {
+		dst.ContextWindow = src.ContextWindow
+	}
+	if src.MaxOutput != nil {
+		dst.MaxOutput = src.MaxOutput
+	}
+	if src.Reasoning != nil {
+		dst.Reasoning = src.Reasoning
+	}
+	if src.AdaptiveThinking != nil {
+		dst.AdaptiveThinking = src.AdaptiveThinking
+	}
+	if src.Price != nil {
+		p := PriceConfig{}
+		if dst.Price != nil {
+			p = *dst.Price
+		}
+		if src.Price.Input != nil {
+			p.Input = src.Price.Input
+		}
+		if src.Price.Output != nil {
+			p.Output = src.Price.Output
+		}
+		if src.Price.CacheRead != nil {
+			p.CacheRead = src.Price.CacheRead
+		}
+		if src.Price.CacheWrite != nil {
+			p.CacheWrite = src.Price.CacheWrite
+		}
+		dst.Price = &p
+	}
+	return dst
+}
+
+// apply lays a model's config over what the table said.
+func (mc ModelConfig) apply(m ModelInfo) ModelInfo {
+	known := m.Known
+	if mc.ContextWindow != nil {
+		m.ContextWindow = *mc.ContextWindow
+	}
+	if mc.MaxOutput != nil {
+		m.MaxOutput = *mc.MaxOutput
+	}
+	if mc.Reasoning != nil {
+		m.Reasoning = *mc.Reasoning
+	}
+	if mc.AdaptiveThinking != nil {
+		m.AdaptiveThinking = *mc.AdaptiveThinking
+	}
+	if p := mc.Price; p != nil {
+		if p.Input != nil {
+			m.Price.Input = *p.Input
+		}
+		if p.Output != nil {
+			m.Price.Output = *p.Output
+		}
+		if p.CacheRead != nil {
+			m.Price.CacheRead = *p.CacheRead
+		} else if !known {
+			m.Price.CacheRead = m.Price.Input
+		}
+		if p.CacheWrite != nil {
+			m.Price.CacheWrite = *p.CacheWrite
+		} else if !known {
+			m.Price.CacheWrite = m.Price.Input
+		}
+	}
+	m.Known = true
+	return m
+}
+
+// ProviderIDs lists the configured providers, sorted.
+func (c *Config) ProviderIDs() []string {
+	ids := make([]string, 0, len(c.Providers))
+	for id := range c.Providers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// typeOf is a provider's wire format.
+func typeOf(id string, p ProviderConfig) string {
+	if p.Type != "" {
+		return p.Type
+	}
+	if id == TypeAnthropic {
+		return TypeAnthropic
+	}
+	return TypeOpenAI
+}
+
+// Settings is a provider's resolved configuration, what a Factory builds
+// a Provider from. APIKey is a secret: never log it.
+type Settings struct {
+	ID      string
+	Type    string
+	BaseURL string
+	APIKey  string
+	Headers map[string]string
+}
+
+// String, GoString and LogValue keep the key out of logs and messages.
+func (s Settings) String() string {
+	return fmt.Sprintf("{ID:%s Type:%s BaseURL:%s APIKey:%s Headers:%d}", s.ID, s.Type, s.BaseURL, redact(s.APIKey), len(s.Headers))
+}
+
+// GoString is String, for %#v.
+func (s Settings) GoString() string { return s.String() }
+
+// LogValue is for log/slog.
+func (s Settings) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", s.ID), slog.String("type", s.Type),
+		slog.String("baseURL", s.BaseURL), slog.Bool("apiKey", s.APIKey != ""))
+}
+
+func redact(key string) string {
+	if key == "" {
+		return "none"
+	}
+	return "[redacted]"
+}
+
+// settings resolves provider id's endpoint and key, or says what to set.
+func (c *Config) settings(id string, ref ModelRef) (Settings, error) {
+	p, ok := c.Providers[id]
+	if !ok {
+		return Settings{}, &NoProviderError{Ref: ref, Msg: c.missingProvider(id)}
+	}
+	s := Settings{ID: id, Type: typeOf(id, p), BaseURL: p.BaseURL, APIKey: p.APIKey, Headers: p.Headers}
+	keyEnv := p.APIKeyEnv
+	official := ""
+	switch {
+	case id == TypeOpenAI && s.Type == TypeOpenAI:
+		if keyEnv == "" {
+			keyEnv = EnvOpenAIKey
+		}
+		if s.BaseURL == "" {
+			s.BaseURL = c.getenv(EnvOpenAIBaseURL)
+		}
+		official = OpenAIBaseURL
+	case id == TypeAnthropic && s.Type == TypeAnthropic:
+		if keyEnv == "" {
+			keyEnv = EnvAnthropicKey
+		}
+		if s.BaseURL == "" {
+			s.BaseURL = c.getenv(EnvAnthropicBaseURL)
+		}
+		official = AnthropicBaseURL
+	}
+	if s.APIKey == "" && keyEnv != "" {
+		s.APIKey = c.getenv(keyEnv)
+	}
+	if s.BaseURL == "" {
+		if official == "" {
+			return Settings{}, &NoProviderError{Ref: ref, Msg: fmt.Sprintf(
+				"provider %q has no baseURL: set \"baseURL\" for it under \"providers\" in %s", id, c.files())}
+		}
+		s.BaseURL = official
+	}
+	// The official endpoints need a key; a local server (Ollama, vLLM,
+	// llama.cpp, LM Studio) at a custom URL usually does not.
+	if s.APIKey == "" && (s.BaseURL == OpenAIBaseURL || s.BaseURL == AnthropicBaseURL || p.APIKeyEnv != "") {
+		env := keyEnv
+		if env == "" {
+			env = "the variable named by \"apiKeyEnv\""
+		}
+		return Settings{}, &NoProviderError{Ref: ref, Msg: fmt.Sprintf(
+			"provider %q has no API key: set %s, or \"apiKey\" for it under \"providers\" in %s", id, env, c.UserPath)}
+	}
+	if err := c.checkKeyTarget(id, s, ref); err != nil {
+		return Settings{}, err
+	}
+	return s, nil
+}
+
+// checkKeyTarget refuses to send a key the user owns (environment, user
+// file) to a base URL that a project file chose: a cloned repository must
+// not be able to point ANTHROPIC_API_KEY at its own server.
+func (c *Config) checkKeyTarget(id string, s Settings, ref ModelRef) error {
+	if !c.projectBaseURL[id] || s.APIKey == "" || c.projectKey[id] {
+		return nil
+	}
+	return &NoProviderError{Ref: ref, Msg: fmt.Sprintf(
+		"provider %q: %s sets its baseURL to %s but its API key comes from your environment or user config; "+
+			"sessiond will not send your key to a URL a project chose: move \"baseURL\" to %s, or remove it from the project file",
+		id, c.ProjectPath, s.BaseURL, c.UserPath)}
+}
+
+func (c *Config) files() string {
+	if c.ProjectPath != "" {
+		return c.UserPath + " or " + c.ProjectPath
+	}
+	return c.UserPath
+}
+
+func (c *Config) missingProvider(id string) string {
+	switch id {
+	case TypeOpenAI:
+		return fmt.Sprintf("provider %q is not configured: set %s (or %s for a local OpenAI-compatible server such as Ollama), "+
+			"or add %q under \"providers\" in %s", id, EnvOpenAIKey, EnvOpenAIBaseURL, id, c.files())
+	case TypeAnthropic:
+		return fmt.Sprintf("provider %q is not configured: set %s, or add %q under \"providers\" in %s",
+			id, EnvAnthropicKey, id, c.files())
+	}
+	return fmt.Sprintf("provider %q is not configured: add it under \"providers\" in %s "+
+		"(for example {\"providers\": {%q: {\"type\": \"openai\", \"baseURL\": \"http://localhost:11434/v1\"}}})",
+		id, c.files(), id)
+}
+
+// noModel explains how to pick a default model.
+func (c *Config) noModel() string {
+	if len(c.Providers) == 0 {
+		return fmt.Sprintf("no model provider is configured: set %s or %s "+
+			"(for a local OpenAI-compatible server such as Ollama set %s=http://localhost:11434/v1 and %s=openai/<model>), "+
+			"or add a provider to %s", EnvAnthropicKey, EnvOpenAIKey, EnvOpenAIBaseURL, EnvModel, c.files())
+	}
+	return fmt.Sprintf("no model selected: set %s=provider/model (providers configured: %s), "+
+		"or \"model\" in %s, or pass a model with the prompt", EnvModel, strings.Join(c.ProviderIDs(), ", "), c.files())
+}
+
+// defaultRef is the model to use when none is asked for.
+func (c *Config) defaultRef() (ModelRef, error) {
+	if c.Model != "" {
+		ref, err := ParseModelRef(c.Model)
+		if err != nil {
+			return ModelRef{}, &NoProviderError{Msg: fmt.Sprintf("%s: %v", c.ModelSource, err)}
+		}
+		return ref, nil
+	}
+	// Only a key for an official endpoint: its flagship model.
+	if p, ok := c.Providers[TypeAnthropic]; ok && typeOf(TypeAnthropic, p) == TypeAnthropic {
+		if s, err := c.settings(TypeAnthropic, ModelRef{}); err == nil && s.BaseURL == AnthropicBaseURL {
+			return ModelRef{ProviderID: TypeAnthropic, ModelID: DefaultAnthropicModel}, nil
+		}
+	}
+	if p, ok := c.Providers[TypeOpenAI]; ok && typeOf(TypeOpenAI, p) == TypeOpenAI {
+		if s, err := c.settings(TypeOpenAI, ModelRef{}); err == nil && s.BaseURL == OpenAIBaseURL {
+			return ModelRef{ProviderID: TypeOpenAI, ModelID: DefaultOpenAIModel}, nil
+		}
+	}
+	return ModelRef{}, &NoProviderError{Msg: c.noModel()}
+}
