@@ -20,6 +20,10 @@ package store
 //	stu/<userID>\0<key>\0           state, user: scope
 //	sts/<sesID>/<key>\0             state, session scope
 //	purge/<sesID>                   a session delete whose data is still being removed
+//	obj/b/<hash>                    blob: codec byte, then content (hash: SHA-256 of the content, hex)
+//	obj/t/<hash>                    tree: binary entries (see EncodeTree); hash: SHA-256 of the value
+//	fidm/<idxID>                    file index of one workspace root: its meta (root, root tree)
+//	fidx/<idxID>/<dir>\0<name>      file index entry: stat and hash of one path (dir "" is the root)
 
 // KeySchema is where the schema version lives.
 func KeySchema() []byte { return []byte("meta/schema") }
@@ -140,3 +144,49 @@ func cat(parts ...string) []byte {
 	}
 	return b
 }
+
+// Objects and file indexes. Objects are shared by every project; a file
+// index belongs to one workspace root, named by a fixed-length idxID (hex,
+// no '/') that its owner derives from the root path. Index entries put a
+// NUL between directory and name, so the children of a directory are one
+// prefix scan and never mix with those of a sibling whose name extends it.
+
+// KeyBlob is a blob object.
+func KeyBlob(h Hash) []byte { return cat("obj/b/", h.String()) }
+
+// KeyTree is a tree object.
+func KeyTree(h Hash) []byte { return cat("obj/t/", h.String()) }
+
+// PrefixBlobs covers every blob.
+func PrefixBlobs() []byte { return []byte("obj/b/") }
+
+// PrefixTrees covers every tree.
+func PrefixTrees() []byte { return []byte("obj/t/") }
+
+// KeyFileIndexMeta is the meta record of one file index.
+func KeyFileIndexMeta(idxID string) []byte { return cat("fidm/", idxID) }
+
+// PrefixFileIndexMetas covers the meta records of every file index.
+func PrefixFileIndexMetas() []byte { return []byte("fidm/") }
+
+// KeyFileIndexEntry is the entry of name in directory dir ("" for the
+// root; slash-separated, no leading or trailing slash).
+func KeyFileIndexEntry(idxID, dir, name string) []byte {
+	return cat("fidx/", idxID, "/", dir, "\x00", name)
+}
+
+// PrefixFileIndexDir covers the entries of the direct children of dir.
+func PrefixFileIndexDir(idxID, dir string) []byte { return cat("fidx/", idxID, "/", dir, "\x00") }
+
+// PrefixFileIndexBelow covers the entries of everything below dir except
+// its direct children (those are PrefixFileIndexDir); for the root, it
+// covers the whole index.
+func PrefixFileIndexBelow(idxID, dir string) []byte {
+	if dir == "" {
+		return PrefixFileIndex(idxID)
+	}
+	return cat("fidx/", idxID, "/", dir, "/")
+}
+
+// PrefixFileIndex covers every entry of one file index.
+func PrefixFileIndex(idxID string) []byte { return cat("fidx/", idxID, "/") }
