@@ -37,8 +37,8 @@ const (
 )
 
 // ProjectConfigPath is where a workspace keeps its config, relative to
-// its root.
-var ProjectConfigPath = filepath.Join(".sessiond", "config.json")
+// its root, slash-separated.
+const ProjectConfigPath = ".sessiond/config.json"
 
 // File is the shape of a config file (user or project):
 //
@@ -66,6 +66,22 @@ type ProviderConfig struct {
 	APIKey  string                 `json:"apiKey,omitempty"`
 	Headers map[string]string      `json:"headers,omitempty"`
 	Models  map[string]ModelConfig `json:"models,omitempty"`
+}
+
+// String, GoString and LogValue keep a literal key and the header values
+// (which may carry tokens) out of logs and messages.
+func (p ProviderConfig) String() string {
+	return fmt.Sprintf("{Type:%s BaseURL:%s APIKeyEnv:%s APIKey:%s Headers:%d Models:%d}",
+		p.Type, p.BaseURL, p.APIKeyEnv, redact(p.APIKey), len(p.Headers), len(p.Models))
+}
+
+// GoString is String, for %#v.
+func (p ProviderConfig) GoString() string { return p.String() }
+
+// LogValue is for log/slog.
+func (p ProviderConfig) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("type", p.Type), slog.String("baseURL", p.BaseURL),
+		slog.String("apiKeyEnv", p.APIKeyEnv), slog.Bool("apiKey", p.APIKey != ""))
 }
 
 // ModelConfig extends or corrects the model table; unset fields keep the
@@ -104,8 +120,8 @@ type Config struct {
 	ProjectPath string
 
 	getenv func(string) string
-	// fromProject marks the fields a project file set, by provider ID;
-	// see checkKeyTarget.
+	// By provider ID: a project file set the base URL; the key came from
+	// a project file (true) or from the user (false). See checkKeyTarget.
 	projectBaseURL map[string]bool
 	projectKey     map[string]bool
 }
@@ -161,7 +177,7 @@ func Load(opts LoadOptions) (*Config, error) {
 		}
 	}
 	if opts.ProjectDir != "" {
-		c.ProjectPath = filepath.Join(opts.ProjectDir, ProjectConfigPath)
+		c.ProjectPath = filepath.Join(opts.ProjectDir, filepath.FromSlash(ProjectConfigPath))
 		if err := c.mergeFile(c.ProjectPath, true); err != nil {
 			return nil, err
 		}
@@ -177,11 +193,23 @@ func (c *Config) mergeFile(path string, project bool) error {
 	if err != nil {
 		return fmt.Errorf("read config %s: %w", path, err)
 	}
-	var f File
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
+	// Other parts of sessiond keep their own keys in the same file, so
+	// only the keys read here are checked strictly.
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
 		return fmt.Errorf("parse config %s: %w (fix the file or remove it)", path, err)
+	}
+	var f File
+	for key, dst := range map[string]any{"model": &f.Model, "providers": &f.Providers} {
+		raw, ok := top[key]
+		if !ok {
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(dst); err != nil {
+			return fmt.Errorf("parse config %s: %q: %w (fix the file or remove it)", path, key, err)
+		}
 	}
 	if f.Model != "" {
 		if _, err := ParseModelRef(f.Model); err != nil {
@@ -326,6 +354,13 @@ func (c *Config) ProviderIDs() []string {
 	return ids
 }
 
+func (c *Config) env(key string) string {
+	if c.getenv == nil {
+		return os.Getenv(key)
+	}
+	return c.getenv(key)
+}
+
 // typeOf is a provider's wire format.
 func typeOf(id string, p ProviderConfig) string {
 	if p.Type != "" {
@@ -383,7 +418,7 @@ func (c *Config) settings(id string, ref ModelRef) (Settings, error) {
 			keyEnv = EnvOpenAIKey
 		}
 		if s.BaseURL == "" {
-			s.BaseURL = c.getenv(EnvOpenAIBaseURL)
+			s.BaseURL = c.env(EnvOpenAIBaseURL)
 		}
 		official = OpenAIBaseURL
 	case id == TypeAnthropic && s.Type == TypeAnthropic:
@@ -391,12 +426,12 @@ func (c *Config) settings(id string, ref ModelRef) (Settings, error) {
 			keyEnv = EnvAnthropicKey
 		}
 		if s.BaseURL == "" {
-			s.BaseURL = c.getenv(EnvAnthropicBaseURL)
+			s.BaseURL = c.env(EnvAnthropicBaseURL)
 		}
 		official = AnthropicBaseURL
 	}
 	if s.APIKey == "" && keyEnv != "" {
-		s.APIKey = c.getenv(keyEnv)
+		s.APIKey = c.env(keyEnv)
 	}
 	if s.BaseURL == "" {
 		if official == "" {
@@ -407,7 +442,7 @@ func (c *Config) settings(id string, ref ModelRef) (Settings, error) {
 	}
 	// The official endpoints need a key; a local server (Ollama, vLLM,
 	// llama.cpp, LM Studio) at a custom URL usually does not.
-	if s.APIKey == "" && (s.BaseURL == OpenAIBaseURL || s.BaseURL == AnthropicBaseURL || p.APIKeyEnv != "") {
+	if s.APIKey == "" && (sameURL(s.BaseURL, OpenAIBaseURL) || sameURL(s.BaseURL, AnthropicBaseURL) || p.APIKeyEnv != "") {
 		env := keyEnv
 		if env == "" {
 			env = "the variable named by \"apiKeyEnv\""
@@ -432,6 +467,10 @@ func (c *Config) checkKeyTarget(id string, s Settings, ref ModelRef) error {
 		"provider %q: %s sets its baseURL to %s but its API key comes from your environment or user config; "+
 			"sessiond will not send your key to a URL a project chose: move \"baseURL\" to %s, or remove it from the project file",
 		id, c.ProjectPath, s.BaseURL, c.UserPath)}
+}
+
+func sameURL(a, b string) bool {
+	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
 }
 
 func (c *Config) files() string {
@@ -475,16 +514,27 @@ func (c *Config) defaultRef() (ModelRef, error) {
 		}
 		return ref, nil
 	}
-	// Only a key for an official endpoint: its flagship model.
-	if p, ok := c.Providers[TypeAnthropic]; ok && typeOf(TypeAnthropic, p) == TypeAnthropic {
-		if s, err := c.settings(TypeAnthropic, ModelRef{}); err == nil && s.BaseURL == AnthropicBaseURL {
-			return ModelRef{ProviderID: TypeAnthropic, ModelID: DefaultAnthropicModel}, nil
+	// A key for an official endpoint: its flagship model. A provider that
+	// is there but unusable explains itself better than "no model".
+	var unusable error
+	for _, d := range []struct{ id, base, model string }{
+		{TypeAnthropic, AnthropicBaseURL, DefaultAnthropicModel},
+		{TypeOpenAI, OpenAIBaseURL, DefaultOpenAIModel},
+	} {
+		p, ok := c.Providers[d.id]
+		if !ok || typeOf(d.id, p) != d.id {
+			continue
+		}
+		s, err := c.settings(d.id, ModelRef{})
+		switch {
+		case err != nil && unusable == nil:
+			unusable = err
+		case err == nil && sameURL(s.BaseURL, d.base):
+			return ModelRef{ProviderID: d.id, ModelID: d.model}, nil
 		}
 	}
-	if p, ok := c.Providers[TypeOpenAI]; ok && typeOf(TypeOpenAI, p) == TypeOpenAI {
-		if s, err := c.settings(TypeOpenAI, ModelRef{}); err == nil && s.BaseURL == OpenAIBaseURL {
-			return ModelRef{ProviderID: TypeOpenAI, ModelID: DefaultOpenAIModel}, nil
-		}
+	if unusable != nil {
+		return ModelRef{}, unusable
 	}
 	return ModelRef{}, &NoProviderError{Msg: c.noModel()}
 }

@@ -35,7 +35,7 @@ func (e *ProviderError) Error() string {
 		s = "provider"
 	}
 	if e.Model != "" {
-		s += " model " + e.Model
+		s += "/" + e.Model
 	}
 	switch {
 	case e.Status != 0 && http.StatusText(e.Status) != "":
@@ -47,6 +47,12 @@ func (e *ProviderError) Error() string {
 		s += ": " + e.Message
 	} else if e.Err != nil {
 		s += ": " + e.Err.Error()
+	}
+	switch e.Status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		s += " (check the provider's API key)"
+	case http.StatusNotFound:
+		s += " (check the model ID and the provider's base URL)"
 	}
 	if e.Attempts > 1 {
 		s += fmt.Sprintf(" (gave up after %d attempts)", e.Attempts)

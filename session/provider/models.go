@@ -50,29 +50,31 @@ func Cost(m ModelInfo, u Usage) float64 {
 // builtinModels are common models as their makers list them. Config can
 // override or add entries per provider (ProviderConfig.Models); a dated
 // snapshot ("claude-sonnet-4-5-20250929") finds its family by prefix.
-var builtinModels = []ModelInfo{
-	// OpenAI
-	{ID: "gpt-4o", ContextWindow: 128_000, MaxOutput: 16_384, Price: Prices{Input: 2.5, Output: 10, CacheRead: 1.25}},
-	{ID: "gpt-4o-mini", ContextWindow: 128_000, MaxOutput: 16_384, Price: Prices{Input: 0.15, Output: 0.6, CacheRead: 0.075}},
-	{ID: "gpt-4.1", ContextWindow: 1_047_576, MaxOutput: 32_768, Price: Prices{Input: 2, Output: 8, CacheRead: 0.5}},
-	{ID: "gpt-4.1-mini", ContextWindow: 1_047_576, MaxOutput: 32_768, Price: Prices{Input: 0.4, Output: 1.6, CacheRead: 0.1}},
-	{ID: "gpt-4.1-nano", ContextWindow: 1_047_576, MaxOutput: 32_768, Price: Prices{Input: 0.1, Output: 0.4, CacheRead: 0.025}},
-	{ID: "gpt-5", ContextWindow: 400_000, MaxOutput: 128_000, Price: Prices{Input: 1.25, Output: 10, CacheRead: 0.125}, Reasoning: true},
-	{ID: "gpt-5-mini", ContextWindow: 400_000, MaxOutput: 128_000, Price: Prices{Input: 0.25, Output: 2, CacheRead: 0.025}, Reasoning: true},
-	{ID: "gpt-5-nano", ContextWindow: 400_000, MaxOutput: 128_000, Price: Prices{Input: 0.05, Output: 0.4, CacheRead: 0.005}, Reasoning: true},
-	{ID: "o3", ContextWindow: 200_000, MaxOutput: 100_000, Price: Prices{Input: 2, Output: 8, CacheRead: 0.5}, Reasoning: true},
-	{ID: "o3-mini", ContextWindow: 200_000, MaxOutput: 100_000, Price: Prices{Input: 1.1, Output: 4.4, CacheRead: 0.55}, Reasoning: true},
-	{ID: "o4-mini", ContextWindow: 200_000, MaxOutput: 100_000, Price: Prices{Input: 1.1, Output: 4.4, CacheRead: 0.275}, Reasoning: true},
-	// Anthropic
-	{ID: "claude-opus-4-6", ContextWindow: 200_000, MaxOutput: 128_000, Price: Prices{Input: 5, Output: 25, CacheRead: 0.5, CacheWrite: 6.25}, Reasoning: true, AdaptiveThinking: true},
-	{ID: "claude-opus-4-5", ContextWindow: 200_000, MaxOutput: 64_000, Price: Prices{Input: 5, Output: 25, CacheRead: 0.5, CacheWrite: 6.25}, Reasoning: true},
-	{ID: "claude-opus-4-1", ContextWindow: 200_000, MaxOutput: 32_000, Price: Prices{Input: 15, Output: 75, CacheRead: 1.5, CacheWrite: 18.75}, Reasoning: true},
-	{ID: "claude-opus-4", ContextWindow: 200_000, MaxOutput: 32_000, Price: Prices{Input: 15, Output: 75, CacheRead: 1.5, CacheWrite: 18.75}, Reasoning: true},
-	{ID: "claude-sonnet-4-5", ContextWindow: 200_000, MaxOutput: 64_000, Price: Prices{Input: 3, Output: 15, CacheRead: 0.3, CacheWrite: 3.75}, Reasoning: true},
-	{ID: "claude-sonnet-4", ContextWindow: 200_000, MaxOutput: 64_000, Price: Prices{Input: 3, Output: 15, CacheRead: 0.3, CacheWrite: 3.75}, Reasoning: true},
-	{ID: "claude-3-7-sonnet", ContextWindow: 200_000, MaxOutput: 64_000, Price: Prices{Input: 3, Output: 15, CacheRead: 0.3, CacheWrite: 3.75}, Reasoning: true},
-	{ID: "claude-haiku-4-5", ContextWindow: 200_000, MaxOutput: 64_000, Price: Prices{Input: 1, Output: 5, CacheRead: 0.1, CacheWrite: 1.25}, Reasoning: true},
-	{ID: "claude-3-5-haiku", ContextWindow: 200_000, MaxOutput: 8_192, Price: Prices{Input: 0.8, Output: 4, CacheRead: 0.08, CacheWrite: 1}},
+func builtinModels() []ModelInfo {
+	return []ModelInfo{
+		// OpenAI
+		{ID: "gpt-4o", ContextWindow: 128_000, MaxOutput: 16_384, Price: Prices{Input: 2.5, Output: 10, CacheRead: 1.25}},
+		{ID: "gpt-4o-mini", ContextWindow: 128_000, MaxOutput: 16_384, Price: Prices{Input: 0.15, Output: 0.6, CacheRead: 0.075}},
+		{ID: "gpt-4.1", ContextWindow: 1_047_576, MaxOutput: 32_768, Price: Prices{Input: 2, Output: 8, CacheRead: 0.5}},
+		{ID: "gpt-4.1-mini", ContextWindow: 1_047_576, MaxOutput: 32_768, Price: Prices{Input: 0.4, Output: 1.6, CacheRead: 0.1}},
+		{ID: "gpt-4.1-nano", ContextWindow: 1_047_576, MaxOutput: 32_768, Price: Prices{Input: 0.1, Output: 0.4, CacheRead: 0.025}},
+		{ID: "gpt-5", ContextWindow: 400_000, MaxOutput: 128_000, Price: Prices{Input: 1.25, Output: 10, CacheRead: 0.125}, Reasoning: true},
+		{ID: "gpt-5-mini", ContextWindow: 400_000, MaxOutput: 128_000, Price: Prices{Input: 0.25, Output: 2, CacheRead: 0.025}, Reasoning: true},
+		{ID: "gpt-5-nano", ContextWindow: 400_000, MaxOutput: 128_000, Price: Prices{Input: 0.05, Output: 0.4, CacheRead: 0.005}, Reasoning: true},
+		{ID: "o3", ContextWindow: 200_000, MaxOutput: 100_000, Price: Prices{Input: 2, Output: 8, CacheRead: 0.5}, Reasoning: true},
+		{ID: "o3-mini", ContextWindow: 200_000, MaxOutput: 100_000, Price: Prices{Input: 1.1, Output: 4.4, CacheRead: 0.55}, Reasoning: true},
+		{ID: "o4-mini", ContextWindow: 200_000, MaxOutput: 100_000, Price: Prices{Input: 1.1, Output: 4.4, CacheRead: 0.275}, Reasoning: true},
+		// Anthropic
+		{ID: "claude-opus-4-6", ContextWindow: 200_000, MaxOutput: 128_000, Price: Prices{Input: 5, Output: 25, CacheRead: 0.5, CacheWrite: 6.25}, Reasoning: true, AdaptiveThinking: true},
+		{ID: "claude-opus-4-5", ContextWindow: 200_000, MaxOutput: 64_000, Price: Prices{Input: 5, Output: 25, CacheRead: 0.5, CacheWrite: 6.25}, Reasoning: true},
+		{ID: "claude-opus-4-1", ContextWindow: 200_000, MaxOutput: 32_000, Price: Prices{Input: 15, Output: 75, CacheRead: 1.5, CacheWrite: 18.75}, Reasoning: true},
+		{ID: "claude-opus-4", ContextWindow: 200_000, MaxOutput: 32_000, Price: Prices{Input: 15, Output: 75, CacheRead: 1.5, CacheWrite: 18.75}, Reasoning: true},
+		{ID: "claude-sonnet-4-5", ContextWindow: 200_000, MaxOutput: 64_000, Price: Prices{Input: 3, Output: 15, CacheRead: 0.3, CacheWrite: 3.75}, Reasoning: true},
+		{ID: "claude-sonnet-4", ContextWindow: 200_000, MaxOutput: 64_000, Price: Prices{Input: 3, Output: 15, CacheRead: 0.3, CacheWrite: 3.75}, Reasoning: true},
+		{ID: "claude-3-7-sonnet", ContextWindow: 200_000, MaxOutput: 64_000, Price: Prices{Input: 3, Output: 15, CacheRead: 0.3, CacheWrite: 3.75}, Reasoning: true},
+		{ID: "claude-haiku-4-5", ContextWindow: 200_000, MaxOutput: 64_000, Price: Prices{Input: 1, Output: 5, CacheRead: 0.1, CacheWrite: 1.25}, Reasoning: true},
+		{ID: "claude-3-5-haiku", ContextWindow: 200_000, MaxOutput: 8_192, Price: Prices{Input: 0.8, Output: 4, CacheRead: 0.08, CacheWrite: 1}},
+	}
 }
 
 // ModelTable looks models up. It is immutable once built, so one table
@@ -85,8 +87,8 @@ type ModelTable struct {
 // NewModelTable returns the built-in table with extra entries added or
 // replacing built-in ones.
 func NewModelTable(extra ...ModelInfo) *ModelTable {
-	t := &ModelTable{byID: make(map[string]ModelInfo, len(builtinModels)+len(extra))}
-	for _, list := range [][]ModelInfo{builtinModels, extra} {
+	t := &ModelTable{byID: make(map[string]ModelInfo, len(extra)+32)}
+	for _, list := range [][]ModelInfo{builtinModels(), extra} {
 		for _, m := range list {
 			m.Known = true
 			t.byID[m.ID] = m

@@ -23,14 +23,18 @@ type Provider interface {
 	// "ollama", ...), the providerID of a ModelRef.
 	ID() string
 	// Stream sends req and returns the answer as it arrives. An error
-	// from Stream itself means no output was produced (bad request,
-	// HTTP error before the stream began); it is a *ProviderError unless
-	// ctx ended. Cancelling ctx ends the HTTP stream promptly.
+	// from Stream itself means no output was produced: a *ProviderError
+	// for an HTTP or connection failure, ctx.Err() when ctx ended, or a
+	// plain error for a request that cannot be built (a tool schema that
+	// is not JSON). Cancelling ctx ends the HTTP stream promptly; that is
+	// how a turn is aborted.
 	Stream(ctx context.Context, req Request) (Stream, error)
 }
 
 // Stream yields a response's events in order. It is not safe for
-// concurrent use; one goroutine reads it until Recv returns an error.
+// concurrent use: one goroutine reads it until Recv returns an error and
+// then closes it; another goroutine aborts it by cancelling the context
+// given to Provider.Stream, not by calling Close.
 type Stream interface {
 	// Recv returns the next event. After the Finish event it returns
 	// io.EOF; any other error is terminal and is a *ProviderError, or

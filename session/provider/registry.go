@@ -81,7 +81,8 @@ func (r *Registry) Resolve(ref ModelRef) (Resolved, error) {
 	}
 	p, err := f(s, FactoryOptions{HTTPClient: r.opts.HTTPClient, Logger: r.opts.Logger})
 	if err != nil {
-		return Resolved{}, fmt.Errorf("provider %q: %w", s.ID, err)
+		return Resolved{}, &NoProviderError{Ref: ref, Msg: fmt.Sprintf(
+			"provider %q: %v: fix it under \"providers\" in %s", s.ID, err, r.cfg.files())}
 	}
 	return Resolved{Ref: ref, Provider: p, Model: r.ModelInfo(ref)}, nil
 }

@@ -27,11 +27,18 @@ import (
 // this much unless the caller says otherwise.
 const defaultMaxTokens = 32_000
 
-// Thinking budgets for the efforts, for models that take a token budget.
-var budgets = map[provider.Effort]int64{
-	provider.EffortLow:    4_096,
-	provider.EffortMedium: 16_384,
-	provider.EffortHigh:   32_768,
+// budget is the thinking budget of an effort, for models that take a
+// token budget; 0 for none.
+func budget(e provider.Effort) int64 {
+	switch e {
+	case provider.EffortLow:
+		return 4_096
+	case provider.EffortMedium:
+		return 16_384
+	case provider.EffortHigh:
+		return 32_768
+	}
+	return 0
 }
 
 // minBudget is the smallest thinking budget the API accepts.
@@ -144,7 +151,7 @@ func buildParams(req provider.Request) (sdk.MessageNewParams, error) {
 		if req.Model.AdaptiveThinking {
 			params.Thinking = sdk.ThinkingConfigParamUnion{OfAdaptive: &sdk.ThinkingConfigAdaptiveParam{}}
 			params.OutputConfig.Effort = sdk.OutputConfigEffort(req.Effort)
-		} else if b, ok := budgets[req.Effort]; ok {
+		} else if b := budget(req.Effort); b > 0 {
 			// The budget must stay below max_tokens, room left for the answer.
 			if b >= maxTokens {
 				b = maxTokens / 2

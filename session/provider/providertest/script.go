@@ -40,6 +40,7 @@ type stepKind int
 const (
 	stepText stepKind = iota
 	stepReasoning
+	stepRedacted
 	stepTool
 	stepUsage
 	stepFinish
@@ -75,6 +76,10 @@ func Text(s string) Step { return Step{kind: stepText, text: s} }
 // Reasoning streams thinking (OpenAI-compatible reasoning_content,
 // Anthropic thinking block with a signature).
 func Reasoning(s string) Step { return Step{kind: stepReasoning, text: s} }
+
+// RedactedReasoning streams an Anthropic redacted_thinking block with
+// opaque data; OpenAI-compatible servers have none and skip it.
+func RedactedReasoning(data string) Step { return Step{kind: stepRedacted, text: data} }
 
 // Tool streams one tool call whose JSON arguments arrive in the given
 // pieces.

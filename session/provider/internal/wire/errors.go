@@ -3,10 +3,12 @@ package wire
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -68,10 +70,19 @@ func Error(ctx context.Context, providerID, model string, c *Capture, err error)
 		pe.Message = fmt.Sprintf("malformed stream data: %v", err)
 		return pe
 	}
-	// Connection refused, reset, cut short: the network or the server
-	// broke, and another try may well work.
 	pe.Message = fmt.Sprintf("connection failed: %v", err)
-	pe.Retryable = true
+	// A certificate or a host name that does not resolve will not heal by
+	// itself; connection refused, reset or cut short may.
+	var certErr *tls.CertificateVerificationError
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &certErr):
+		pe.Message += " (check the provider's base URL and certificate)"
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		pe.Message += " (check the provider's base URL)"
+	default:
+		pe.Retryable = true
+	}
 	return pe
 }
 
