@@ -137,6 +137,8 @@ type Watcher struct {
 	degraded  string // reason; "" while all is well
 	subs      map[*subscriber]struct{}
 	closed    bool
+	syncs     map[string]chan struct{} // sentinel name → closed when its event is read
+	syncSeq   uint64
 }
 
 // New watches the workspace at root, an absolute directory, with m (made
@@ -187,6 +189,7 @@ func New(ctx context.Context, root string, m *ignore.Matcher, opts Options) (*Wa
 		meta:     make(map[string]bool),
 		dirty:    make(map[string]struct{}),
 		subs:     make(map[*subscriber]struct{}),
+		syncs:    make(map[string]chan struct{}),
 		timer:    time.NewTimer(time.Hour),
 		// Nothing was watched before now: the consumer must scan once.
 		full: true,
@@ -272,6 +275,71 @@ func (w *Watcher) Subscribe(ctx context.Context) <-chan Batch {
 	return s.ch
 }
 
+// syncPrefix names the sentinel files Sync creates in the root.
+const syncPrefix = ".sessiond-sync-"
+
+// syncTimeout bounds how long Sync waits for its sentinel before it gives
+// up and asks for a full scan instead.
+const syncTimeout = 5 * time.Second
+
+// Sync returns once every change made before it was called has been read
+// from the kernel, so that the next Drain includes them: the capture at the
+// end of a turn must see every write of the command that just exited.
+//
+// inotify queues the events of all of a watcher's directories in one
+// ordered queue, so Sync creates and removes a sentinel file in the root
+// and waits for its event: everything queued before it has been read by
+// then. When that cannot work (a read-only root, a degraded watcher, no
+// event in time) the next Drain reports full instead, which is slower but
+// never misses a change.
+func (w *Watcher) Sync(ctx context.Context) error {
+	w.mu.Lock()
+	if w.fsw == nil || w.degraded != "" || w.closed || w.ctx.Err() != nil {
+		w.mu.Unlock()
+		return nil // Drain reports full in all of these cases
+	}
+	w.syncSeq++
+	name := fmt.Sprintf("%s%d-%d", syncPrefix, os.Getpid(), w.syncSeq)
+	done := make(chan struct{})
+	w.syncs[name] = done
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.syncs, name)
+		w.mu.Unlock()
+	}()
+	path := filepath.Join(w.root, name)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		w.setFull()
+		return nil
+	}
+	f.Close()
+	os.Remove(path)
+	t := time.NewTimer(syncTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		w.log.Warn("watch: sync sentinel not seen in time; the next capture scans the whole workspace", "timeout", syncTimeout)
+		w.setFull()
+		return nil
+	}
+}
+
+// synced releases the Sync waiting for the sentinel rel.
+func (w *Watcher) synced(rel string) {
+	w.mu.Lock()
+	if done, ok := w.syncs[rel]; ok {
+		close(done)
+		delete(w.syncs, rel)
+	}
+	w.mu.Unlock()
+}
+
 // Close stops watching, releases every watch and waits for the watcher's
 // goroutines. It returns the error of closing the inotify instance.
 func (w *Watcher) Close() error {
@@ -352,6 +420,10 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 	rel, ok := w.rel(abs)
 	if !ok {
 		return
+	}
+	if strings.HasPrefix(rel, syncPrefix) {
+		w.synced(rel)
+		return // our own sentinel, never a change of the workspace
 	}
 	kind := kindOf(ev.Op)
 	if kind == "" {

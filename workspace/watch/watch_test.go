@@ -670,3 +670,49 @@ func TestRootRemovedDegrades(t *testing.T) {
 		t.Error("Drain after the root went is not full")
 	}
 }
+
+// The capture at the end of a turn drains right after the command exits:
+// Sync must make every write made before it visible to that Drain, and its
+// sentinel must never show up as a change.
+func TestSyncMakesEarlierWritesVisible(t *testing.T) {
+	root := t.TempDir()
+	w := start(t, root, Options{}, ignore.Options{})
+	for round := range 5 {
+		var want []string
+		for i := range 100 {
+			rel := fmt.Sprintf("d%d/f%03d.txt", round, i)
+			write(t, root, rel, "x")
+			want = append(want, rel)
+		}
+		if err := w.Sync(t.Context()); err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+		paths, full := w.Drain()
+		if full {
+			t.Fatalf("round %d: Drain after Sync is full; want the paths", round)
+		}
+		got := map[string]bool{}
+		for _, p := range paths {
+			if strings.HasPrefix(p, syncPrefix) {
+				t.Errorf("round %d: sentinel %s reported as a change", round, p)
+			}
+			got[p] = true
+		}
+		// A file may be reported through its new directory instead.
+		dir := fmt.Sprintf("d%d", round)
+		for _, p := range want {
+			if !got[p] && !got[dir] {
+				t.Fatalf("round %d: %s written before Sync is missing from Drain %v", round, p, paths)
+			}
+		}
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), syncPrefix) {
+			t.Errorf("sentinel %s left in the workspace", e.Name())
+		}
+	}
+}
