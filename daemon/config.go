@@ -20,6 +20,12 @@ type Config struct {
 	MaxMessageBytes int64
 	// Version is reported by initialize and daemon/status.
 	Version string
+	// MaxFileSize is the largest file snapshots keep; larger ones are
+	// recorded as skipped and never touched by a revert. 0: 10 MiB.
+	MaxFileSize int64
+	// CrashPoint names a test-only point where the daemon kills itself
+	// (SESSIOND_TEST_CRASH_POINT), so tests can check recovery.
+	CrashPoint string
 }
 
 // DefaultIdleTimeout is how long a daemon with no client waits before it

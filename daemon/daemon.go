@@ -12,13 +12,17 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
 	"github.com/sessiond/sessiond/workspace"
+	"github.com/sessiond/sessiond/workspace/snapshot"
+	"github.com/sessiond/sessiond/workspace/watch"
 )
 
 // Daemon is one open data dir and the connections it serves.
@@ -28,6 +32,8 @@ type Daemon struct {
 	lock     *dirLock
 	db       *store.DB
 	projects *workspace.Registry
+	engine   *snapshot.Engine
+	trackers *workspace.Trackers
 	sessions *session.Service
 	hub      *hub
 	mux      *rpc.Mux
@@ -62,16 +68,38 @@ func Open(ctx context.Context, cfg Config, mode string, logger *slog.Logger) (*D
 		lock.release()
 		return nil, err
 	}
+	engine, err := snapshot.New(db, snapshot.Options{MaxFileSize: cfg.MaxFileSize, Exclude: []string{cfg.DataDir}, Logger: logger})
+	if err != nil {
+		db.Close()
+		lock.release()
+		return nil, fmt.Errorf("start snapshots: %w", err)
+	}
 	d := &Daemon{
-		cfg: cfg, log: logger, lock: lock, db: db,
+		cfg: cfg, log: logger, lock: lock, db: db, engine: engine,
 		projects: workspace.NewRegistry(db, logger),
 		hub:      newHub(logger),
 		started:  time.Now(),
 		conns:    map[*rpc.Conn]*connState{},
 		idle:     make(chan struct{}, 1),
 	}
-	d.sessions = session.New(db, d.projects, d.hub, logger)
+	d.trackers = workspace.NewTrackers(engine, workspace.TrackerOptions{
+		Exclude:  []string{cfg.DataDir},
+		OnChange: d.filesChanged,
+		Logger:   logger,
+	})
+	opts := []session.Option{session.WithTimeMachine(engine, d.trackers)}
+	if cfg.CrashPoint != "" {
+		opts = append(opts, session.WithCrashPoint(cfg.CrashPoint, func() {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}))
+	}
+	d.sessions = session.New(db, d.projects, d.hub, logger, opts...)
+	// Finish what a killed daemon left halfway before serving anything.
 	if err := d.sessions.ResumePurges(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := d.sessions.ResumeJournals(ctx); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -100,9 +128,23 @@ func (d *Daemon) Close() error {
 		c.Close()
 	}
 	d.wg.Wait()
-	err := d.db.Close()
+	terr := d.trackers.Close()
+	d.engine.Close()
+	err := errors.Join(terr, d.db.Close())
 	d.lock.release()
 	return err
+}
+
+// filesChanged turns the watchers' events into file.changed changes for
+// the clients that opened the project.
+func (d *Daemon) filesChanged(projectID string, events []watch.Event) {
+	for _, ev := range events {
+		d.hub.Publish(session.Change{
+			Type:       "file.changed",
+			Properties: map[string]any{"projectID": projectID, "path": ev.Path, "kind": ev.Kind},
+			ProjectID:  projectID,
+		})
+	}
 }
 
 // ServeConn serves one connection until it closes.
@@ -122,11 +164,16 @@ func (d *Daemon) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
 		MaxMessageBytes: d.cfg.MaxMessageBytes,
 		Logger:          d.log,
 		Initialize:      d.initialize,
+		// Register before the first request runs: a handler that finds no
+		// state or watcher for its connection would drop what it records
+		// (a subscription, the workspace opened).
+		OnOpen: func(c *rpc.Conn) {
+			d.mu.Lock()
+			d.conns[c] = &connState{}
+			d.mu.Unlock()
+			d.hub.add(c)
+		},
 	})
-	d.mu.Lock()
-	d.conns[c] = &connState{}
-	d.mu.Unlock()
-	d.hub.add(c)
 	d.log.Debug("client connected", "conn", c.ID())
 
 	<-c.Done()
@@ -191,6 +238,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		case <-d.idle:
 			if d.connections() == 0 {
 				arm()
+				// Nobody is using the daemon: give back the memory the
+				// last client's work grew, so an idle daemon stays small.
+				debug.FreeOSMemory()
 			}
 		case <-idleC:
 			if d.connections() == 0 {

@@ -35,12 +35,13 @@ func Dial(ctx context.Context, cfg Config, opts DialOptions) (net.Conn, error) {
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", cfg.Socket)
 	if err == nil {
-		return c, checkOwner(cfg.Socket)
+		return owned(c, cfg.Socket)
 	}
 	if !isNoDaemon(err) || !opts.AutoStart {
 		return nil, fmt.Errorf("connect to sessiond at %s: %w (start it with `sessiond serve`)", cfg.Socket, err)
@@ -54,13 +55,16 @@ func Dial(ctx context.Context, cfg Config, opts DialOptions) (net.Conn, error) {
 	for {
 		c, err := d.DialContext(ctx, "unix", cfg.Socket)
 		if err == nil {
-			return c, checkOwner(cfg.Socket)
+			return owned(c, cfg.Socket)
 		}
 		if !isNoDaemon(err) {
 			return nil, fmt.Errorf("connect to sessiond at %s: %w", cfg.Socket, err)
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				return nil, fmt.Errorf("connect to sessiond at %s: %w", cfg.Socket, context.Cause(parent))
+			}
 			if startErr == nil {
 				startErr = fmt.Errorf("it did not listen within %s", timeout)
 			}
@@ -71,9 +75,21 @@ func Dial(ctx context.Context, cfg Config, opts DialOptions) (net.Conn, error) {
 			startErr = daemonExitError(cfg, werr)
 			exited = nil
 		case <-time.After(delay):
-			delay = min(delay*2, 100*time.Millisecond)
+			// A daemon listens some 15 ms after it starts: poll finely
+			// around then rather than doubling past it.
+			delay = min(delay*2, 5*time.Millisecond)
 		}
 	}
+}
+
+// owned returns c when the socket belongs to this user, and otherwise
+// closes it and says why.
+func owned(c net.Conn, socket string) (net.Conn, error) {
+	if err := checkOwner(socket); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // start launches `sessiond serve` detached and returns a channel that

@@ -12,6 +12,7 @@ import (
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
 	"github.com/sessiond/sessiond/workspace"
+	"github.com/sessiond/sessiond/workspace/snapshot"
 )
 
 // protocolVersion changes when a change to the protocol would break a
@@ -72,6 +73,7 @@ func (d *Daemon) routes() *rpc.Mux {
 		}
 		d.hub.get(c).project(proj.ID)
 		d.state(c).lastDir = dir
+		d.watch(proj, dir)
 		return proj, nil
 	})
 	handle(d, m, "workspace/list", func(ctx context.Context, c *rpc.Conn, _ struct{}) ([]workspace.Project, error) {
@@ -160,6 +162,37 @@ func (d *Daemon) routes() *rpc.Mux {
 		})
 	}
 
+	// Turns that change files, and the time machine.
+	handle(d, m, "session/shell", func(ctx context.Context, c *rpc.Conn, p session.ShellParams) (session.MessageWithParts, error) {
+		d.touch(c, p.SessionID)
+		return s.Shell(ctx, p)
+	})
+	handle(d, m, "session/upload", func(ctx context.Context, c *rpc.Conn, p session.UploadParams) (session.MessageWithParts, error) {
+		d.touch(c, p.SessionID)
+		return s.Upload(ctx, p)
+	})
+	handle(d, m, "session/output", func(ctx context.Context, c *rpc.Conn, p session.OutputParams) (session.OutputResult, error) {
+		return s.Output(ctx, p)
+	})
+	handle(d, m, "session/diff", func(ctx context.Context, c *rpc.Conn, p session.DiffParams) ([]snapshot.FileDiff, error) {
+		return s.Diff(ctx, p)
+	})
+	handle(d, m, "session/revert", func(ctx context.Context, c *rpc.Conn, p session.RevertParams) (session.Session, error) {
+		d.touch(c, p.SessionID)
+		return s.Revert(ctx, p)
+	}, rpc.Unordered()) // answers Busy rather than waiting behind a turn
+	handle(d, m, "session/unrevert", func(ctx context.Context, c *rpc.Conn, p session.UnrevertParams) (session.Session, error) {
+		d.touch(c, p.SessionID)
+		return s.Unrevert(ctx, p)
+	}, rpc.Unordered())
+	handle(d, m, "session/fork", func(ctx context.Context, c *rpc.Conn, p session.ForkParams) (session.Session, error) {
+		ses, err := s.Fork(ctx, p)
+		if err == nil {
+			d.touch(c, ses.ID)
+		}
+		return ses, err
+	})
+
 	// The event log and state.
 	handle(d, m, "session/appendEvent", func(ctx context.Context, c *rpc.Conn, p session.AppendEventParams) (session.Event, error) {
 		d.touch(c, p.SessionID)
@@ -211,16 +244,21 @@ func (d *Daemon) routes() *rpc.Mux {
 
 // DaemonStatus is the result of daemon/status.
 type DaemonStatus struct {
-	Version     string     `json:"version"`
-	PID         int        `json:"pid"`
-	StartedAt   int64      `json:"startedAt"`
-	UptimeMs    int64      `json:"uptimeMs"`
-	DataDir     string     `json:"dataDir"`
-	Socket      string     `json:"socket,omitempty"`
-	Connections int        `json:"connections"`
-	Projects    int        `json:"projects"`
-	Store       StoreSizes `json:"store"`
-	GoVersion   string     `json:"goVersion"`
+	Version     string `json:"version"`
+	PID         int    `json:"pid"`
+	StartedAt   int64  `json:"startedAt"`
+	UptimeMs    int64  `json:"uptimeMs"`
+	DataDir     string `json:"dataDir"`
+	Socket      string `json:"socket,omitempty"`
+	Connections int    `json:"connections"`
+	Projects    int    `json:"projects"`
+	// Watched counts the checkouts whose files are watched now.
+	Watched int `json:"watched"`
+	// Degraded maps a watched checkout to why its watcher cannot see
+	// every change, and how to fix it.
+	Degraded  map[string]string `json:"degraded,omitempty"`
+	Store     StoreSizes        `json:"store"`
+	GoVersion string            `json:"goVersion"`
 }
 
 // StoreSizes are the store's bytes on disk.
@@ -243,6 +281,8 @@ func (d *Daemon) status(ctx context.Context) (DaemonStatus, error) {
 		DataDir:     d.cfg.DataDir,
 		Connections: d.connections(),
 		Projects:    len(projects),
+		Watched:     d.trackers.Count(),
+		Degraded:    d.trackers.Degraded(),
 		Store:       StoreSizes{LSMBytes: lsm, VLogBytes: vlog},
 		GoVersion:   runtime.Version(),
 	}
@@ -281,6 +321,7 @@ func toRPCError(err error) error {
 		nf *session.NotFoundError
 		pe *session.ParamError
 		ce *session.ClosedError
+		cf *session.ConflictError
 	)
 	switch {
 	case errors.As(err, &re):
@@ -292,7 +333,22 @@ func toRPCError(err error) error {
 	case errors.As(err, &ce):
 		return rpc.NewError(rpc.CodeClosed, "%s", ce.Error()).With("lifecycle", ce.Lifecycle)
 	case errors.Is(err, session.ErrBusy):
-		return rpc.NewError(rpc.CodeBusy, "%s", err.Error())
+		return rpc.NewError(rpc.CodeBusy, "%s: wait for it to finish (session/status shows it) and try again", err.Error())
+	case errors.As(err, &cf):
+		return rpc.NewError(rpc.CodeConflict, "%s", cf.Error()).With("paths", cf.Paths)
 	}
 	return err
+}
+
+// watch starts watching the checkout of dir in the background: the first
+// walk of a large tree takes a while, and opening a workspace should not.
+func (d *Daemon) watch(proj workspace.Project, dir string) {
+	root := proj.RootFor(dir)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if _, err := d.trackers.Get(context.Background(), proj.ID, root); err != nil {
+			d.log.Warn("cannot watch workspace; snapshots will scan it instead", "root", root, "err", err)
+		}
+	}()
 }

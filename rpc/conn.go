@@ -29,6 +29,11 @@ type ServerOptions struct {
 	// OnClose runs once when the connection has closed, before Done is
 	// closed.
 	OnClose func(c *Conn)
+	// OnOpen runs once before the first message is read, so that what the
+	// handlers look up per connection exists before any of them runs. It
+	// must not call the Conn's Notify, Call or Close: they wait until Serve
+	// has finished starting the connection.
+	OnOpen func(c *Conn)
 }
 
 // Conn is one served connection.
@@ -112,6 +117,9 @@ func Serve(ctx context.Context, rwc io.ReadWriteCloser, mux *Mux, opts ServerOpt
 	c.stream = NewStream(rwc, StreamOptions{Framing: opts.Framing, MaxMessageBytes: opts.MaxMessageBytes, Logger: c.log})
 	c.stream.onRequest = func(r *jsonrpc2.Request) { serverHandler{c}.Handle(c.ctx, nil, r) }
 	c.stream.onEOF = c.running.Wait
+	if opts.OnOpen != nil {
+		opts.OnOpen(c)
+	}
 	c.jc = jsonrpc2.NewConn(c.ctx, c.stream, serverHandler{c}, jsonrpc2.SetLogger(printfLogger{c.log}))
 	close(c.ready)
 	go c.watch()
@@ -153,6 +161,7 @@ func (c *Conn) Framing() Framing { return c.stream.Framing() }
 // Close closes the connection; running requests see their context
 // cancelled. Closing twice is not an error.
 func (c *Conn) Close() error {
+	<-c.ready
 	if err := c.jc.Close(); err != nil && !errors.Is(err, jsonrpc2.ErrClosed) {
 		return fmt.Errorf("close connection %d: %w", c.id, err)
 	}
@@ -161,6 +170,7 @@ func (c *Conn) Close() error {
 
 // Notify sends a notification to the peer. It is safe for concurrent use.
 func (c *Conn) Notify(ctx context.Context, method string, params any) error {
+	<-c.ready
 	return notify(ctx, c.jc, c.stream, method, params)
 }
 
@@ -168,6 +178,7 @@ func (c *Conn) Notify(ctx context.Context, method string, params any) error {
 // into result (which may be nil). An error answer is returned as *Error;
 // if ctx ends first, the peer is sent $/cancelRequest.
 func (c *Conn) Call(ctx context.Context, method string, params, result any) error {
+	<-c.ready
 	return call(ctx, c.jc, c.callIDs.Add(1), method, params, result)
 }
 

@@ -109,6 +109,8 @@ func (s *Service) purge(ctx context.Context, id string) error {
 		store.PrefixSessionParts(id),
 		store.PrefixEvents(id),
 		store.PrefixSessionState(id),
+		store.PrefixExpected(id),
+		store.PrefixOutputs(id),
 		store.PrefixSessionsByParent(id),
 	}
 	wb := s.db.NewWriteBatch()

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // NotFoundError reports an absent record. The daemon answers it with the
@@ -58,3 +59,19 @@ func (e *ClosedError) Error() string {
 // ErrBusy reports an operation that needs an idle session while it runs
 // a turn.
 var ErrBusy = errors.New("session is running a turn")
+
+// ConflictError reports files changed outside the session since it last
+// wrote them: a revert or unrevert would overwrite that work.
+type ConflictError struct {
+	Op    string // "revert" or "unrevert"
+	Paths []string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s would overwrite changes made outside the session to %d file(s): %s; pass force: true to overwrite them",
+		e.Op, len(e.Paths), strings.Join(e.Paths, ", "))
+}
+
+// ErrNoTimeMachine reports a file operation on a Service built without
+// snapshots (only in tests of other parts of the package).
+var ErrNoTimeMachine = errors.New("snapshots are not enabled in this service")

@@ -256,8 +256,13 @@ func (s *Service) Messages(ctx context.Context, p MessagesParams) ([]MessageWith
 	if p.Cursor != "" && !store.ValidID(store.KindMessage, p.Cursor) {
 		return nil, paramErr("cursor", "cursor %q is not a message ID", p.Cursor)
 	}
-	if _, err := s.Get(ctx, p.SessionID); err != nil {
+	ses, err := s.Get(ctx, p.SessionID)
+	if err != nil {
 		return nil, err
+	}
+	hideFrom := "" // a revert hides its message and everything after it
+	if ses.Revert != nil && !p.IncludeReverted {
+		hideFrom = ses.Revert.MessageID
 	}
 	prefix := store.PrefixMessages(p.SessionID)
 	var start []byte
@@ -267,8 +272,11 @@ func (s *Service) Messages(ctx context.Context, p MessagesParams) ([]MessageWith
 	}
 	out := []MessageWithParts{}
 	skip := p.Offset
-	err := s.db.View(ctx, func(txn *store.Txn) error {
-		return txn.Scan(prefix, start, false, false, func(_, val []byte) (bool, error) {
+	err = s.db.View(ctx, func(txn *store.Txn) error {
+		return txn.Scan(prefix, start, false, false, func(key, val []byte) (bool, error) {
+			if hideFrom != "" && store.LastComponent(key) >= hideFrom {
+				return false, nil
+			}
 			if skip > 0 {
 				skip--
 				return true, nil

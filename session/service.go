@@ -12,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond/store"
 	"github.com/sessiond/sessiond/workspace"
+	"github.com/sessiond/sessiond/workspace/snapshot"
 )
 
 // Change is one entry of the change feed (DESIGN §2, session/event). The
@@ -40,14 +42,27 @@ type Service struct {
 	pub      Publisher
 	log      *slog.Logger
 	now      func() time.Time
+
+	// The time machine; nil in tests that need no files.
+	engine   *snapshot.Engine
+	trackers *workspace.Trackers
+	objects  *store.Objects
+	turns    turnLocks
+
+	crashPoint string
+	crash      func()
 }
 
 // New returns a Service over db. pub may be nil.
-func New(db *store.DB, projects *workspace.Registry, pub Publisher, logger *slog.Logger) *Service {
+func New(db *store.DB, projects *workspace.Registry, pub Publisher, logger *slog.Logger, opts ...Option) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{db: db, projects: projects, pub: pub, log: logger, now: time.Now}
+	s := &Service{db: db, projects: projects, pub: pub, log: logger, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 func (s *Service) publish(projectID, sessionID, typ string, props any) {
@@ -467,18 +482,27 @@ func (s *Service) Children(ctx context.Context, id string) ([]Session, error) {
 }
 
 // Status reports the run state of one session, or of every session that is
-// not idle when id is empty. Until the agent runtime lands every session is
-// idle.
+// not idle when id is empty: busy while a turn (a shell command, an
+// upload) runs.
 func (s *Service) Status(ctx context.Context, id string) (map[string]Status, error) {
 	out := map[string]Status{}
 	if id == "" {
+		for _, sid := range s.turns.running() {
+			if st, err := s.Status(ctx, sid); err == nil {
+				maps.Copy(out, st)
+			}
+		}
 		return out, nil
 	}
 	ses, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	out[id] = Status{State: "idle", MessageCount: ses.MessageCount, LastActive: ses.Time.Updated}
+	state := "idle"
+	if s.turns.busy(id) {
+		state = "busy"
+	}
+	out[id] = Status{State: state, MessageCount: ses.MessageCount, LastActive: ses.Time.Updated}
 	return out, nil
 }
 

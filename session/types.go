@@ -36,6 +36,7 @@ type Session struct {
 	Lifecycle  string          `json:"lifecycle"`
 	// ArchivedFrom is the lifecycle an archived session returns to.
 	ArchivedFrom string         `json:"archivedFrom,omitempty"`
+	Revert       *RevertState   `json:"revert,omitempty"`
 	Share        *Share         `json:"share,omitempty"`
 	Summary      *ChangeSummary `json:"summary,omitempty"`
 	Usage        Usage          `json:"usage"`
@@ -64,6 +65,16 @@ type ForkRef struct {
 type ModelRef struct {
 	ProviderID string `json:"providerID"`
 	ModelID    string `json:"modelID"`
+}
+
+// RevertState says a session's files are reverted to before MessageID
+// (and PartID): messages from there on are hidden, and Snapshot holds the
+// files as they were before the first revert, for session/unrevert.
+type RevertState struct {
+	MessageID string   `json:"messageID"`
+	PartID    string   `json:"partID,omitempty"`
+	Snapshot  string   `json:"snapshot"`
+	Files     []string `json:"files"`
 }
 
 // Share is a session's read-only link.

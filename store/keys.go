@@ -20,6 +20,9 @@ package store
 //	stu/<userID>\0<key>\0           state, user: scope
 //	sts/<sesID>/<key>\0             state, session scope
 //	purge/<sesID>                   a session delete whose data is still being removed
+//	sexp/<sesID>/<path>\0           what a session last left at path (time machine)
+//	jrnl/<sesID>                    a revert or unrevert being applied to the files
+//	out/<sesID>/<prtID>             the whole output of a part whose inline output was cut
 //	obj/b/<hash>                    blob: codec byte, then content (hash: SHA-256 of the content, hex)
 //	obj/t/<hash>                    tree: binary entries (see EncodeTree); hash: SHA-256 of the value
 //	fidm/<idxID>                    file index of one workspace root: its meta (root, root tree)
@@ -190,3 +193,24 @@ func PrefixFileIndexBelow(idxID, dir string) []byte {
 
 // PrefixFileIndex covers every entry of one file index.
 func PrefixFileIndex(idxID string) []byte { return cat("fidx/", idxID, "/") }
+
+// The time machine's per-session records (see the table at the top).
+
+// KeyExpected is what the session last left at path.
+func KeyExpected(sessionID, path string) []byte { return cat("sexp/", sessionID, "/", path, "\x00") }
+
+// PrefixExpected covers every path a session has changed.
+func PrefixExpected(sessionID string) []byte { return cat("sexp/", sessionID, "/") }
+
+// KeyJournal is the file journal of a session's revert or unrevert.
+func KeyJournal(sessionID string) []byte { return cat("jrnl/", sessionID) }
+
+// PrefixJournals covers every pending journal.
+func PrefixJournals() []byte { return []byte("jrnl/") }
+
+// KeyOutput is the whole output of a shell or tool part whose inline
+// output was cut.
+func KeyOutput(sessionID, partID string) []byte { return cat("out/", sessionID, "/", partID) }
+
+// PrefixOutputs covers the stored outputs of one session.
+func PrefixOutputs(sessionID string) []byte { return cat("out/", sessionID, "/") }

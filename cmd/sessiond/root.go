@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/spf13/cobra"
 
@@ -67,13 +69,17 @@ func (a *app) config() (daemon.Config, error) {
 	return daemon.Config{DataDir: a.dataDir, Socket: a.socket, Version: buildVersion()}.ResolveFromEnv()
 }
 
+// isTerminal reports whether r is a terminal. Being a character device is
+// not enough: /dev/null is one too, and a script running `sessiond
+// </dev/null` wants the protocol, not help.
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	if !ok {
 		return false
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	var t syscall.Termios
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
+	return errno == 0
 }
 
 // newLogger logs to stderr and, when path is set, to the log file too.
@@ -120,7 +126,7 @@ func parseLevel(s string) (slog.Level, error) {
 
 func (a *app) serveCmd() *cobra.Command {
 	var idle time.Duration
-	var maxMsg int64
+	var maxMsg, maxFile int64
 	var level string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -135,7 +141,10 @@ is not running; run it by hand to watch its log.`,
 			if err != nil {
 				return err
 			}
-			cfg.IdleTimeout, cfg.MaxMessageBytes = idle, maxMsg
+			cfg.IdleTimeout, cfg.MaxMessageBytes, cfg.MaxFileSize = idle, maxMsg, maxFile
+			// Test-only: tests of crash recovery name a point where the
+			// daemon kills itself. Unset, nothing changes.
+			cfg.CrashPoint = os.Getenv("SESSIOND_TEST_CRASH_POINT")
 			lvl, err := parseLevel(level)
 			if err != nil {
 				return err
@@ -150,6 +159,7 @@ is not running; run it by hand to watch its log.`,
 	}
 	cmd.Flags().DurationVar(&idle, "idle-timeout", daemon.DefaultIdleTimeout, "exit after this long with no client (0 = never)")
 	cmd.Flags().Int64Var(&maxMsg, "max-message-size", rpc.DefaultMaxMessageBytes, "largest JSON-RPC message accepted, in bytes")
+	cmd.Flags().Int64Var(&maxFile, "max-file-size", 10<<20, "largest file kept in snapshots, in bytes; larger files are recorded as skipped and never reverted")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -1,0 +1,246 @@
+package session
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond/session/shellrun"
+	"github.com/sessiond/sessiond/store"
+	"github.com/sessiond/sessiond/workspace"
+)
+
+// ShellParams are the params of session/shell.
+type ShellParams struct {
+	SessionID string `json:"sessionID"`
+	Command   string `json:"command"`
+	// TimeoutMs bounds the command; 0 means 2 minutes.
+	TimeoutMs int64 `json:"timeoutMs,omitempty"`
+}
+
+// MaxShellTimeout is the longest timeout session/shell accepts.
+const MaxShellTimeout = 24 * time.Hour
+
+// Shell runs a command with the user's shell in the session's directory,
+// as a recorded turn: a user message with a tool part holding the command,
+// its combined output (cut inline, kept whole in the store), exit code and
+// duration, and the files captured before and after.
+func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, error) {
+	if strings.TrimSpace(p.Command) == "" {
+		return MessageWithParts{}, paramErr("command", "command is required: a shell command line")
+	}
+	if p.TimeoutMs < 0 || time.Duration(p.TimeoutMs)*time.Millisecond > MaxShellTimeout {
+		return MessageWithParts{}, paramErr("timeoutMs", "timeoutMs must be between 0 (the default, 2 minutes) and %d", MaxShellTimeout.Milliseconds())
+	}
+	t, err := s.beginTurn(ctx, p.SessionID)
+	if err != nil {
+		return MessageWithParts{}, err
+	}
+	now := s.nowMs()
+	input, _ := json.Marshal(map[string]string{"command": p.Command})
+	m := MessageWithParts{Info: Message{
+		ID: s.db.NewID(store.KindMessage), SessionID: t.ses.ID, Role: RoleUser,
+		Agent: t.ses.Agent, Time: MessageTime{Created: now},
+	}}
+	part := Part{
+		ID: s.db.NewID(store.KindPart), SessionID: t.ses.ID, MessageID: m.Info.ID,
+		Type: PartTool, Tool: "shell", CallID: "shell",
+		State: &ToolState{Status: "running", Input: input, Title: p.Command, Time: &PartTime{Start: now}},
+	}
+	m.Parts = []Part{part}
+	if err := s.recordStart(ctx, &m); err != nil {
+		t.release()
+		return MessageWithParts{}, err
+	}
+	res, runErr := shellrun.Run(ctx, shellrun.Options{
+		Dir: t.ses.Directory, Command: p.Command,
+		Timeout: time.Duration(p.TimeoutMs) * time.Millisecond,
+	})
+	end := s.nowMs()
+	st := m.Parts[0].State
+	st.Time.End = end
+	st.Output = res.Output
+	meta := map[string]any{
+		"exitCode":   res.ExitCode,
+		"durationMs": res.Duration.Milliseconds(),
+		"bytes":      res.Bytes,
+	}
+	switch {
+	case runErr != nil:
+		st.Status, st.Error = "error", runErr.Error()
+	case res.TimedOut:
+		st.Status, st.Error = "error", fmt.Sprintf("timed out after %s; the command and its children were killed", res.Duration.Round(time.Millisecond))
+		meta["timedOut"] = true
+	case res.Aborted:
+		st.Status, st.Error = "error", "aborted"
+		meta["aborted"] = true
+	case res.ExitCode != 0:
+		st.Status, st.Error = "error", fmt.Sprintf("exit status %d", res.ExitCode)
+	default:
+		st.Status = "completed"
+	}
+	if res.Signal != "" {
+		meta["signal"] = res.Signal
+	}
+	if res.Truncated {
+		meta["truncated"] = true
+		meta["fullOutput"] = "session/output"
+	}
+	m.Parts[0].Metadata = meta
+	m.Info.Time.Completed = end
+	if res.Truncated && len(res.Full) > 0 {
+		err := s.db.Update(context.WithoutCancel(ctx), func(txn *store.Txn) error {
+			return txn.SetRaw(store.KeyOutput(t.ses.ID, part.ID), res.Full)
+		})
+		if err != nil {
+			s.log.Warn("cannot keep the whole shell output", "session", t.ses.ID, "err", err)
+		}
+	}
+	if err := s.endTurn(ctx, t, &m); err != nil {
+		return MessageWithParts{}, err
+	}
+	return m, nil
+}
+
+// OutputParams are the params of session/output.
+type OutputParams struct {
+	SessionID string `json:"sessionID"`
+	PartID    string `json:"partID"`
+}
+
+// OutputResult carries a part's whole output.
+type OutputResult struct {
+	Output string `json:"output"`
+}
+
+// Output returns the whole output of a part whose inline output was cut.
+func (s *Service) Output(ctx context.Context, p OutputParams) (OutputResult, error) {
+	if p.PartID == "" {
+		return OutputResult{}, paramErr("partID", "partID is required")
+	}
+	if _, err := s.Get(ctx, p.SessionID); err != nil {
+		return OutputResult{}, err
+	}
+	var out []byte
+	err := s.db.View(ctx, func(txn *store.Txn) error {
+		var err error
+		out, err = txn.GetRaw(store.KeyOutput(p.SessionID, p.PartID))
+		if errors.Is(err, store.ErrNotFound) {
+			return &NotFoundError{Kind: "output", ID: p.PartID}
+		}
+		return err
+	})
+	return OutputResult{Output: string(out)}, err
+}
+
+// UploadParams are the params of session/upload.
+type UploadParams struct {
+	SessionID string `json:"sessionID"`
+	// Path is relative to the session's directory, or absolute inside its
+	// workspace.
+	Path string `json:"path"`
+	// Content is the file's bytes, base64-encoded.
+	Content string `json:"content"`
+}
+
+// Upload writes a file into the workspace as a recorded, revertible turn.
+// Paths that leave the workspace (.., absolute elsewhere, through a
+// symlink) or enter .git are refused and nothing is written.
+func (s *Service) Upload(ctx context.Context, p UploadParams) (MessageWithParts, error) {
+	data, err := base64.StdEncoding.DecodeString(p.Content)
+	if err != nil {
+		return MessageWithParts{}, &ParamError{Field: "content", Msg: "content must be base64 (standard encoding)", Err: err}
+	}
+	if p.Path == "" {
+		return MessageWithParts{}, paramErr("path", "path is required")
+	}
+	ses, err := s.Get(ctx, p.SessionID)
+	if err != nil {
+		return MessageWithParts{}, err
+	}
+	proj, err := s.projects.Get(ctx, ses.ProjectID)
+	if err != nil {
+		return MessageWithParts{}, err
+	}
+	root := proj.RootFor(ses.Directory)
+	rel, err := workspaceRel(root, ses.Directory, p.Path)
+	if err != nil {
+		return MessageWithParts{}, err
+	}
+	t, err := s.beginTurn(ctx, p.SessionID)
+	if err != nil {
+		return MessageWithParts{}, err
+	}
+	now := s.nowMs()
+	m := MessageWithParts{Info: Message{
+		ID: s.db.NewID(store.KindMessage), SessionID: t.ses.ID, Role: RoleUser,
+		Agent: t.ses.Agent, Time: MessageTime{Created: now},
+	}}
+	m.Parts = []Part{{
+		ID: s.db.NewID(store.KindPart), SessionID: t.ses.ID, MessageID: m.Info.ID,
+		Type: PartFile, Path: rel, Filename: path.Base(rel),
+		Mime: mimeOf(rel), Metadata: map[string]any{"bytes": len(data)},
+	}}
+	if err := writeInRoot(root, rel, data); err != nil {
+		t.release()
+		return MessageWithParts{}, &ParamError{Field: "path", Msg: "cannot write " + rel, Err: err}
+	}
+	m.Info.Time.Completed = s.nowMs()
+	if err := s.endTurn(ctx, t, &m); err != nil {
+		return MessageWithParts{}, err
+	}
+	return m, nil
+}
+
+// workspaceRel resolves p (relative to dir, or absolute) to a clean
+// slash-separated path inside root, refusing anything outside it or in .git.
+func workspaceRel(root, dir, p string) (string, error) {
+	abs := p
+	if !filepath.IsAbs(p) {
+		abs = filepath.Join(dir, p)
+	}
+	abs = filepath.Clean(abs)
+	if !workspace.Contains(root, abs) || abs == root {
+		return "", paramErr("path", "path %q is outside the workspace %s", p, root)
+	}
+	rel, err := filepath.Rel(root, abs)
+	if err != nil {
+		return "", paramErr("path", "path %q is outside the workspace %s", p, root)
+	}
+	rel = filepath.ToSlash(rel)
+	if rel == ".git" || strings.HasPrefix(rel, ".git/") {
+		return "", paramErr("path", "path %q is inside .git; sessiond does not write there", p)
+	}
+	return rel, nil
+}
+
+// writeInRoot writes data at rel under root through os.Root, so a symlink
+// planted in the path cannot carry the write outside the workspace.
+func writeInRoot(root, rel string, data []byte) error {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if dir := path.Dir(rel); dir != "." {
+		if err := r.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	return r.WriteFile(rel, data, 0o644)
+}
+
+func mimeOf(p string) string {
+	if t := mime.TypeByExtension(path.Ext(p)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}

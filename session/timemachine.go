@@ -1,0 +1,677 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sessiond/sessiond/store"
+	"github.com/sessiond/sessiond/workspace/snapshot"
+)
+
+// DiffParams are the params of session/diff.
+type DiffParams struct {
+	SessionID string `json:"sessionID"`
+	// MessageID limits the diff to one turn; without it, the whole session.
+	MessageID string `json:"messageID,omitempty"`
+	// Patch adds a unified diff to each text file.
+	Patch bool `json:"patch,omitempty"`
+}
+
+// Diff returns what a session changed in its workspace: the files its own
+// turns changed, from before its first turn that touched each to after its
+// last visible turn; or what one turn changed.
+func (s *Service) Diff(ctx context.Context, p DiffParams) ([]snapshot.FileDiff, error) {
+	if s.engine == nil {
+		return nil, ErrNoTimeMachine
+	}
+	if _, err := s.Get(ctx, p.SessionID); err != nil {
+		return nil, err
+	}
+	if p.MessageID != "" {
+		m, err := s.Message(ctx, MessageParams{SessionID: p.SessionID, MessageID: p.MessageID})
+		if err != nil {
+			return nil, err
+		}
+		if m.Info.Snapshot == nil || m.Info.Snapshot.Before == "" || m.Info.Snapshot.After == "" {
+			return []snapshot.FileDiff{}, nil // a message that ran nothing changed nothing
+		}
+		return s.diffTurns(ctx, []Message{m.Info}, p.Patch)
+	}
+	turns, err := s.turnMessages(ctx, p.SessionID, true)
+	if err != nil {
+		return nil, err
+	}
+	return s.diffTurns(ctx, turns, p.Patch)
+}
+
+// diffTurns diffs the first turn's before against the last turn's after,
+// keeping only the paths the turns themselves changed: edits made between
+// turns, by a person or another session, are not this session's.
+func (s *Service) diffTurns(ctx context.Context, turns []Message, patch bool) ([]snapshot.FileDiff, error) {
+	out := []snapshot.FileDiff{}
+	if len(turns) == 0 {
+		return out, nil
+	}
+	own := map[string]bool{}
+	for _, t := range turns {
+		before, after, err := snapPair(t)
+		if err != nil {
+			return nil, err
+		}
+		changed, err := s.engine.Changed(ctx, before, after)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range changed {
+			own[p] = true
+		}
+	}
+	first, _, err := snapPair(turns[0])
+	if err != nil {
+		return nil, err
+	}
+	_, last, err := snapPair(turns[len(turns)-1])
+	if err != nil {
+		return nil, err
+	}
+	diffs, err := s.engine.Diff(ctx, first, last, patch)
+	if err != nil {
+		return nil, fmt.Errorf("diff snapshots: %w", err)
+	}
+	for _, d := range diffs {
+		if own[d.Path] {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// RevertParams are the params of session/revert.
+type RevertParams struct {
+	SessionID string `json:"sessionID"`
+	MessageID string `json:"messageID"`
+	PartID    string `json:"partID,omitempty"`
+	// Force overwrites files changed outside the session.
+	Force bool `json:"force,omitempty"`
+}
+
+// UnrevertParams are the params of session/unrevert.
+type UnrevertParams struct {
+	SessionID string `json:"sessionID"`
+	Force     bool   `json:"force,omitempty"`
+}
+
+// journal is a revert or unrevert on its way to the files. It is stored
+// before the first file is written and removed with the last record
+// update, so a daemon killed in between finishes it at its next start.
+type journal struct {
+	Op        string                    `json:"op"` // "revert" or "unrevert"
+	SessionID string                    `json:"sessionID"`
+	Root      string                    `json:"root"`
+	Changes   []snapshot.Change         `json:"changes"`
+	Revert    *RevertState              `json:"revert,omitempty"` // the session's revert state once done
+	Expected  map[string]snapshot.Entry `json:"expected"`
+}
+
+// Revert puts the files the session changed at or after a message back as
+// they were before it (DESIGN §4), hides the messages from there on, and
+// keeps what it overwrote for session/unrevert.
+func (s *Service) Revert(ctx context.Context, p RevertParams) (Session, error) {
+	if p.MessageID == "" {
+		return Session{}, paramErr("messageID", "messageID is required: the message to revert to (it and everything after it are undone)")
+	}
+	release, ses, err := s.holdIdle(ctx, p.SessionID)
+	if err != nil {
+		return Session{}, err
+	}
+	defer release()
+
+	all, err := s.turnMessages(ctx, ses.ID, false)
+	if err != nil {
+		return Session{}, err
+	}
+	target, err := s.Message(ctx, MessageParams{SessionID: ses.ID, MessageID: p.MessageID})
+	if err != nil {
+		return Session{}, err
+	}
+	var to snapshot.ID // the files as they were before the message
+	found := false
+	if target.Info.Snapshot != nil && target.Info.Snapshot.Before != "" {
+		if to, err = store.ParseHash(target.Info.Snapshot.Before); err != nil {
+			return Session{}, err
+		}
+		found = true
+	}
+	if p.PartID != "" {
+		i := slices.IndexFunc(target.Parts, func(pt Part) bool { return pt.ID == p.PartID })
+		if i < 0 {
+			return Session{}, &NotFoundError{Kind: "part", ID: p.PartID}
+		}
+		if snap := target.Parts[i].Snapshot; target.Parts[i].Type == PartStepStart && snap != "" {
+			if to, err = store.ParseHash(snap); err != nil {
+				return Session{}, err
+			}
+			found = true
+		}
+	}
+	var undone []Message // the turns at or after the message
+	for _, m := range all {
+		if m.ID >= p.MessageID {
+			undone = append(undone, m)
+		}
+	}
+	if !found && len(undone) > 0 {
+		// A message that ran nothing itself (an event, a note): the files
+		// as they were before the first turn after it.
+		to, _, err = snapPair(undone[0])
+		if err != nil {
+			return Session{}, err
+		}
+		found = true
+	}
+	paths := map[string]bool{}
+	for _, m := range undone {
+		before, after, err := snapPair(m)
+		if err != nil {
+			return Session{}, err
+		}
+		changed, err := s.engine.Changed(ctx, before, after)
+		if err != nil {
+			return Session{}, err
+		}
+		for _, path := range changed {
+			paths[path] = true
+		}
+	}
+	if ses.Revert != nil {
+		for _, path := range ses.Revert.Files {
+			paths[path] = true
+		}
+	}
+	tr, err := s.tracker(ctx, &ses)
+	if err != nil {
+		return Session{}, err
+	}
+	current, err := tr.Capture(ctx)
+	if err != nil {
+		return Session{}, err
+	}
+	state := &RevertState{MessageID: p.MessageID, PartID: p.PartID, Snapshot: current.String()}
+	if ses.Revert != nil {
+		// Reverting further stacks on the files as they were before the
+		// first revert: unrevert brings those back.
+		state.Snapshot = ses.Revert.Snapshot
+	}
+	j, err := s.plan(ctx, &ses, "revert", tr.Root(), current, sortedKeys(paths), p.Force, func(path string) (snapshot.Entry, error) {
+		if !found {
+			return s.engine.Lookup(ctx, current, path) // nothing to undo: keep as is
+		}
+		return s.engine.Lookup(ctx, to, path)
+	})
+	if err != nil {
+		return Session{}, err
+	}
+	state.Files = sortedKeys(paths)
+	j.Revert = state
+	return s.runJournal(ctx, j)
+}
+
+// Unrevert puts back the files a revert overwrote and shows the hidden
+// messages again.
+func (s *Service) Unrevert(ctx context.Context, p UnrevertParams) (Session, error) {
+	release, ses, err := s.holdIdle(ctx, p.SessionID)
+	if err != nil {
+		return Session{}, err
+	}
+	defer release()
+	if ses.Revert == nil {
+		return Session{}, paramErr("sessionID", "session %s is not reverted: there is nothing to unrevert", ses.ID)
+	}
+	back, err := store.ParseHash(ses.Revert.Snapshot)
+	if err != nil {
+		return Session{}, fmt.Errorf("session %s: bad revert snapshot: %w", ses.ID, err)
+	}
+	tr, err := s.tracker(ctx, &ses)
+	if err != nil {
+		return Session{}, err
+	}
+	current, err := tr.Capture(ctx)
+	if err != nil {
+		return Session{}, err
+	}
+	j, err := s.plan(ctx, &ses, "unrevert", tr.Root(), current, ses.Revert.Files, p.Force, func(path string) (snapshot.Entry, error) {
+		return s.engine.Lookup(ctx, back, path)
+	})
+	if err != nil {
+		return Session{}, err
+	}
+	return s.runJournal(ctx, j)
+}
+
+// holdIdle takes the session's turn, or answers Busy when a turn runs.
+func (s *Service) holdIdle(ctx context.Context, id string) (func(), Session, error) {
+	if id == "" {
+		return nil, Session{}, paramErr("sessionID", "sessionID is required")
+	}
+	if s.engine == nil {
+		return nil, Session{}, ErrNoTimeMachine
+	}
+	ses, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, Session{}, err
+	}
+	release, ok := s.turns.try(id)
+	if !ok {
+		return nil, Session{}, ErrBusy
+	}
+	if ses, err = s.Get(ctx, id); err != nil {
+		release()
+		return nil, Session{}, err
+	}
+	return release, ses, nil
+}
+
+// plan works out the file changes that make each path its target, and
+// refuses (unless force) when a path's current content is not what the
+// session last left there: someone else changed it since.
+func (s *Service) plan(ctx context.Context, ses *Session, op, root string, current snapshot.ID, paths []string, force bool, target func(string) (snapshot.Entry, error)) (*journal, error) {
+	expected := map[string]snapshot.Entry{}
+	err := s.db.View(ctx, func(txn *store.Txn) error {
+		prefix := store.PrefixExpected(ses.ID)
+		return txn.Scan(prefix, nil, false, false, func(key, val []byte) (bool, error) {
+			var e snapshot.Entry
+			if err := json.Unmarshal(val, &e); err != nil {
+				return false, fmt.Errorf("decode expected entry: %w", err)
+			}
+			expected[store.TrimNUL(key, prefix)] = e
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	j := &journal{Op: op, SessionID: ses.ID, Root: root, Expected: map[string]snapshot.Entry{}}
+	var conflicts []string
+	for _, path := range paths {
+		cur, err := s.engine.Lookup(ctx, current, path)
+		if err != nil {
+			return nil, err
+		}
+		want, err := target(path)
+		if err != nil {
+			return nil, err
+		}
+		if cur.Kind == store.EntrySkipped || want.Kind == store.EntrySkipped {
+			continue // too large to keep: never touched
+		}
+		if exp, ok := expected[path]; ok && !sameEntry(cur, exp) {
+			conflicts = append(conflicts, path)
+		}
+		j.Expected[path] = want
+		if !sameEntry(cur, want) {
+			j.Changes = append(j.Changes, snapshot.Change{Path: path, Target: want})
+		}
+	}
+	if len(conflicts) > 0 && !force {
+		return nil, &ConflictError{Op: op, Paths: conflicts}
+	}
+	return j, nil
+}
+
+// sameEntry compares what two entries hold; directories match on kind
+// alone (their content is their files, each checked on its own).
+func sameEntry(a, b snapshot.Entry) bool {
+	if a.Kind != b.Kind {
+		return false
+	}
+	if a.Kind == store.EntryDir || a.Kind == store.EntryNone {
+		return true
+	}
+	return a.Hash == b.Hash && a.Mode.Perm() == b.Mode.Perm()
+}
+
+// runJournal stores the journal, applies it to the files, and finishes it.
+func (s *Service) runJournal(ctx context.Context, j *journal) (Session, error) {
+	ctx = context.WithoutCancel(ctx) // once begun, a revert is finished
+	err := s.db.Update(ctx, func(txn *store.Txn) error { return txn.Set(store.KeyJournal(j.SessionID), j) })
+	if err != nil {
+		return Session{}, fmt.Errorf("write %s journal: %w", j.Op, err)
+	}
+	if s.crashPoint == CrashRevertMidApply && j.Op == "revert" && len(j.Changes) > 1 {
+		if _, err := s.engine.Apply(ctx, j.Root, j.Changes[:len(j.Changes)/2]); err == nil {
+			s.crashAt(CrashRevertMidApply)
+		}
+	}
+	return s.finishJournal(ctx, j)
+}
+
+// finishJournal applies a journal's changes (again, after a crash: Apply
+// is idempotent) and records the outcome.
+func (s *Service) finishJournal(ctx context.Context, j *journal) (Session, error) {
+	if len(j.Changes) > 0 {
+		if _, err := s.engine.Apply(ctx, j.Root, j.Changes); err != nil {
+			return Session{}, fmt.Errorf("%s: write files: %w (the journal is kept; the daemon retries at its next start)", j.Op, err)
+		}
+	}
+	var ses Session
+	err := s.db.Update(ctx, func(txn *store.Txn) error {
+		ses = Session{}
+		if err := getSession(txn, j.SessionID, &ses); err != nil {
+			var nf *NotFoundError
+			if errors.As(err, &nf) {
+				return txn.Delete(store.KeyJournal(j.SessionID)) // deleted meanwhile
+			}
+			return err
+		}
+		for path, e := range j.Expected {
+			if err := txn.Set(store.KeyExpected(ses.ID, path), e); err != nil {
+				return err
+			}
+		}
+		ses.Revert = j.Revert
+		ses.Version++
+		ses.Time.Updated = max(s.nowMs(), ses.Time.Updated)
+		if err := txn.Set(store.KeySession(ses.ID), &ses); err != nil {
+			return err
+		}
+		return txn.Delete(store.KeyJournal(j.SessionID))
+	})
+	if err != nil {
+		return Session{}, fmt.Errorf("finish %s: %w", j.Op, err)
+	}
+	if ses.ID == "" {
+		return Session{}, &NotFoundError{Kind: "session", ID: j.SessionID}
+	}
+	event := "session.reverted"
+	if j.Op == "unrevert" {
+		event = "session.unreverted"
+	}
+	s.publish(ses.ProjectID, ses.ID, event, map[string]any{"sessionID": ses.ID, "revert": ses.Revert})
+	s.publish(ses.ProjectID, ses.ID, "session.updated", map[string]any{"info": ses})
+	return ses, nil
+}
+
+// ResumeJournals finishes the reverts and unreverts a killed daemon left
+// halfway. The daemon runs it before it serves anything.
+func (s *Service) ResumeJournals(ctx context.Context) error {
+	if s.engine == nil {
+		return nil
+	}
+	var js []journal
+	err := s.db.View(ctx, func(txn *store.Txn) error {
+		return txn.Scan(store.PrefixJournals(), nil, false, false, func(_, val []byte) (bool, error) {
+			var j journal
+			if err := json.Unmarshal(val, &j); err != nil {
+				return false, fmt.Errorf("decode journal: %w", err)
+			}
+			js = append(js, j)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("find pending journals: %w", err)
+	}
+	for i := range js {
+		s.log.Info("finishing an interrupted "+js[i].Op, "session", js[i].SessionID, "files", len(js[i].Changes))
+		if _, err := s.finishJournal(ctx, &js[i]); err != nil {
+			var nf *NotFoundError
+			if !errors.As(err, &nf) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ForkParams are the params of session/fork.
+type ForkParams struct {
+	SessionID string `json:"sessionID"`
+	// MessageID: copy the messages before it; without it, every visible
+	// message.
+	MessageID string `json:"messageID,omitempty"`
+}
+
+// Fork copies a session's messages before a message into a new session.
+// It touches no file.
+func (s *Service) Fork(ctx context.Context, p ForkParams) (Session, error) {
+	src, err := s.Get(ctx, p.SessionID)
+	if err != nil {
+		return Session{}, err
+	}
+	if p.MessageID != "" {
+		if _, err := s.Message(ctx, MessageParams{SessionID: src.ID, MessageID: p.MessageID}); err != nil {
+			return Session{}, err
+		}
+	}
+	upTo := p.MessageID
+	if upTo == "" && src.Revert != nil {
+		upTo = src.Revert.MessageID // what the session shows
+	}
+	fork := s.newFork(src, " (fork)", ForkRef{SessionID: src.ID, MessageID: p.MessageID})
+	err = s.db.Update(ctx, func(txn *store.Txn) error {
+		n, _, err := s.copyMessages(txn, src.ID, fork.ID, func(id string) bool { return upTo == "" || id < upTo })
+		if err != nil {
+			return err
+		}
+		fork.MessageCount = n
+		if err := copyExpected(txn, src.ID, fork.ID); err != nil {
+			return err
+		}
+		return putNewSession(txn, &fork)
+	})
+	if err != nil {
+		return Session{}, fmt.Errorf("fork session %s: %w", src.ID, err)
+	}
+	s.publish(fork.ProjectID, fork.ID, "session.created", map[string]any{"info": fork})
+	return fork, nil
+}
+
+func (s *Service) newFork(src Session, suffix string, from ForkRef) Session {
+	now := s.nowMs()
+	f := Session{
+		ID: s.db.NewID(store.KindSession), ProjectID: src.ProjectID, Directory: src.Directory,
+		ForkedFrom: &from, Title: src.Title + suffix, UserID: src.UserID, Agent: src.Agent,
+		Model: src.Model, Permission: src.Permission, Lifecycle: LifecycleRunning,
+		Metadata: src.Metadata, Time: SessionTime{Created: now, Updated: now}, Version: 1,
+	}
+	f.RootID = f.ID
+	return f
+}
+
+func putNewSession(txn *store.Txn, ses *Session) error {
+	if err := txn.Set(store.KeySession(ses.ID), ses); err != nil {
+		return err
+	}
+	return txn.SetRaw(store.KeySessionByProject(ses.ProjectID, ses.ID), nil)
+}
+
+// copyMessages copies the messages of from whose ID keep accepts, with
+// their parts, into session to, under new IDs made in the same order. It
+// returns how many it copied and the new ID of each old one.
+func (s *Service) copyMessages(txn *store.Txn, from, to string, keep func(string) bool) (int, map[string]string, error) {
+	ids := map[string]string{}
+	var msgs []Message
+	err := txn.Scan(store.PrefixMessages(from), nil, false, false, func(_, val []byte) (bool, error) {
+		var m Message
+		if err := json.Unmarshal(val, &m); err != nil {
+			return false, err
+		}
+		if keep(m.ID) {
+			msgs = append(msgs, m)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, m := range msgs {
+		parts, err := readParts(txn, from, m.ID)
+		if err != nil {
+			return 0, nil, err
+		}
+		old := m.ID
+		m.ID, m.SessionID = s.db.NewID(store.KindMessage), to
+		ids[old] = m.ID
+		if m.ParentID != "" {
+			m.ParentID = ids[m.ParentID]
+		}
+		if err := txn.Set(store.KeyMessage(to, m.ID), &m); err != nil {
+			return 0, nil, err
+		}
+		for _, pt := range parts {
+			pt.ID, pt.SessionID, pt.MessageID = s.db.NewID(store.KindPart), to, m.ID
+			if err := txn.Set(store.KeyPart(to, m.ID, pt.ID), &pt); err != nil {
+				return 0, nil, err
+			}
+		}
+	}
+	return len(msgs), ids, nil
+}
+
+// copyExpected gives a fork what its source last left at each path, so
+// its reverts check for outside edits the same way.
+func copyExpected(txn *store.Txn, from, to string) error {
+	prefix := store.PrefixExpected(from)
+	return txn.Scan(prefix, nil, false, false, func(key, val []byte) (bool, error) {
+		return true, txn.SetRaw(store.KeyExpected(to, store.TrimNUL(key, prefix)), val)
+	})
+}
+
+// moveRevertedToFork runs before a new turn of a reverted session: the
+// hidden messages move into a fork (which keeps the revert, so it can be
+// unreverted there), and the session goes on from the reverted point.
+func (s *Service) moveRevertedToFork(ctx context.Context, ses Session) (Session, error) {
+	rv := *ses.Revert
+	fork := s.newFork(ses, " (undone)", ForkRef{SessionID: ses.ID, MessageID: rv.MessageID})
+	var hidden []string
+	err := s.db.Update(ctx, func(txn *store.Txn) error {
+		hidden = hidden[:0]
+		n, ids, err := s.copyMessages(txn, ses.ID, fork.ID, func(string) bool { return true })
+		if err != nil {
+			return err
+		}
+		fork.MessageCount = n
+		frv := rv
+		frv.MessageID = ids[rv.MessageID]
+		fork.Revert = &frv
+		if err := copyExpected(txn, ses.ID, fork.ID); err != nil {
+			return err
+		}
+		if err := putNewSession(txn, &fork); err != nil {
+			return err
+		}
+		// Badger allows one iterator at a time in a read-write
+		// transaction: collect first, then delete.
+		start := append(store.PrefixMessages(ses.ID), rv.MessageID...)
+		err = txn.Scan(store.PrefixMessages(ses.ID), start, false, true, func(key, _ []byte) (bool, error) {
+			hidden = append(hidden, store.LastComponent(key))
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range hidden {
+			var parts [][]byte
+			err := txn.Scan(store.PrefixParts(ses.ID, id), nil, false, true, func(pk, _ []byte) (bool, error) {
+				parts = append(parts, pk)
+				return true, nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range append(parts, store.KeyMessage(ses.ID, id)) {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		cur := Session{}
+		if err := getSession(txn, ses.ID, &cur); err != nil {
+			return err
+		}
+		cur.Revert = nil
+		cur.MessageCount = max(0, cur.MessageCount-len(hidden))
+		cur.Version++
+		cur.Time.Updated = max(s.nowMs(), cur.Time.Updated)
+		ses = cur
+		return txn.Set(store.KeySession(cur.ID), &cur)
+	})
+	if err != nil {
+		return Session{}, fmt.Errorf("move reverted messages of %s into a fork: %w", ses.ID, err)
+	}
+	s.publish(fork.ProjectID, fork.ID, "session.created", map[string]any{"info": fork})
+	for _, id := range hidden {
+		s.publish(ses.ProjectID, ses.ID, "message.removed", map[string]any{"sessionID": ses.ID, "messageID": id})
+	}
+	s.publish(ses.ProjectID, ses.ID, "session.updated", map[string]any{"info": ses})
+	return ses, nil
+}
+
+// LiveSnapshots lists every snapshot a stored session still refers to, for
+// the garbage collector: the turns' pairs, step snapshots, reverts, and
+// pending journals.
+func (s *Service) LiveSnapshots(ctx context.Context) ([]snapshot.ID, error) {
+	seen := map[snapshot.ID]bool{}
+	add := func(h string) {
+		if h == "" {
+			return
+		}
+		if id, err := store.ParseHash(h); err == nil {
+			seen[id] = true
+		}
+	}
+	err := s.db.View(ctx, func(txn *store.Txn) error {
+		err := txn.Scan([]byte("msg/"), nil, false, false, func(_, val []byte) (bool, error) {
+			var m Message
+			if json.Unmarshal(val, &m) == nil && m.Snapshot != nil {
+				add(m.Snapshot.Before)
+				add(m.Snapshot.After)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		err = txn.Scan([]byte("prt/"), nil, false, false, func(_, val []byte) (bool, error) {
+			if !strings.Contains(string(val), `"snapshot"`) {
+				return true, nil
+			}
+			var p Part
+			if json.Unmarshal(val, &p) == nil {
+				add(p.Snapshot)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		return txn.Scan(store.PrefixSessions(), nil, false, false, func(_, val []byte) (bool, error) {
+			var ses Session
+			if json.Unmarshal(val, &ses) == nil && ses.Revert != nil {
+				add(ses.Revert.Snapshot)
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find live snapshots: %w", err)
+	}
+	out := make([]snapshot.ID, 0, len(seen))
+	for id := range seen {
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,367 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/sessiond/sessiond/store"
+	"github.com/sessiond/sessiond/workspace"
+	"github.com/sessiond/sessiond/workspace/snapshot"
+)
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithTimeMachine gives the service snapshots: every turn is captured
+// before and after, and sessions can be diffed, reverted and unreverted.
+func WithTimeMachine(engine *snapshot.Engine, trackers *workspace.Trackers) Option {
+	return func(s *Service) { s.engine, s.trackers = engine, trackers }
+}
+
+// WithCrashPoint makes the service kill its own process at a named point,
+// so tests can check what a restarted daemon recovers. Only tests set it.
+func WithCrashPoint(name string, crash func()) Option {
+	return func(s *Service) { s.crashPoint, s.crash = name, crash }
+}
+
+// The crash points tests may ask for.
+const (
+	// CrashRevertMidApply dies after a revert's journal is written and
+	// half of its file changes are applied.
+	CrashRevertMidApply = "revert-mid-apply"
+)
+
+func (s *Service) crashAt(point string) {
+	if s.crashPoint == point && s.crash != nil {
+		s.log.Warn("crashing on purpose at a test crash point", "point", point)
+		s.crash()
+	}
+}
+
+// turnLocks serialises the turns of each session: a turn, a revert and an
+// unrevert of one session never overlap. A turn waits its turn; a revert
+// finds the session busy and says so.
+type turnLocks struct {
+	mu sync.Mutex
+	m  map[string]*turnLock
+}
+
+type turnLock struct {
+	sem  chan struct{}
+	refs int
+}
+
+func (l *turnLocks) get(id string) *turnLock {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]*turnLock{}
+	}
+	t := l.m[id]
+	if t == nil {
+		t = &turnLock{sem: make(chan struct{}, 1)}
+		l.m[id] = t
+	}
+	t.refs++
+	return t
+}
+
+func (l *turnLocks) put(id string, t *turnLock) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t.refs--; t.refs == 0 {
+		delete(l.m, id)
+	}
+}
+
+// acquire waits for the session's turn; release must be called.
+func (l *turnLocks) acquire(ctx context.Context, id string) (release func(), err error) {
+	t := l.get(id)
+	select {
+	case t.sem <- struct{}{}:
+		return func() { <-t.sem; l.put(id, t) }, nil
+	case <-ctx.Done():
+		l.put(id, t)
+		return nil, ctx.Err()
+	}
+}
+
+// try takes the session's turn only if it is free.
+func (l *turnLocks) try(id string) (release func(), ok bool) {
+	t := l.get(id)
+	select {
+	case t.sem <- struct{}{}:
+		return func() { <-t.sem; l.put(id, t) }, true
+	default:
+		l.put(id, t)
+		return nil, false
+	}
+}
+
+// running lists the sessions whose turn is running.
+func (l *turnLocks) running() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for id, t := range l.m {
+		if len(t.sem) > 0 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// busy reports whether a turn of the session is running.
+func (l *turnLocks) busy(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t := l.m[id]
+	return t != nil && len(t.sem) > 0
+}
+
+// tracker returns the tracker of the checkout a session works in.
+func (s *Service) tracker(ctx context.Context, ses *Session) (*workspace.Tracker, error) {
+	if s.engine == nil {
+		return nil, ErrNoTimeMachine
+	}
+	proj, err := s.projects.Get(ctx, ses.ProjectID)
+	if err != nil {
+		return nil, fmt.Errorf("project of session %s: %w", ses.ID, err)
+	}
+	return s.trackers.Get(ctx, proj.ID, proj.RootFor(ses.Directory))
+}
+
+// turn is a user turn in progress: the session is held, and the files
+// were captured before anything ran.
+type turn struct {
+	ses     Session
+	tracker *workspace.Tracker
+	before  snapshot.ID
+	release func()
+}
+
+// beginTurn waits for the session's turn, checks it is live, moves the
+// messages a revert hid into a fork (a new turn makes them unreachable
+// otherwise, and nothing is ever deleted by a revert), and captures the
+// files as they are before the turn.
+func (s *Service) beginTurn(ctx context.Context, sessionID string) (*turn, error) {
+	if sessionID == "" {
+		return nil, paramErr("sessionID", "sessionID is required")
+	}
+	if s.engine == nil {
+		return nil, ErrNoTimeMachine
+	}
+	if _, err := s.Get(ctx, sessionID); err != nil {
+		return nil, err
+	}
+	release, err := s.turns.acquire(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.startTurn(ctx, sessionID)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	t.release = release
+	return t, nil
+}
+
+func (s *Service) startTurn(ctx context.Context, sessionID string) (*turn, error) {
+	ses, err := s.Get(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	switch ses.Lifecycle {
+	case LifecycleStopped, LifecycleArchived:
+		return nil, &ClosedError{ID: ses.ID, Lifecycle: ses.Lifecycle}
+	}
+	if ses.Revert != nil {
+		if ses, err = s.moveRevertedToFork(ctx, ses); err != nil {
+			return nil, err
+		}
+	}
+	tr, err := s.tracker(ctx, &ses)
+	if err != nil {
+		return nil, err
+	}
+	before, err := tr.Capture(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &turn{ses: ses, tracker: tr, before: before}, nil
+}
+
+// recordStart stores the turn's message as it starts, so clients see it
+// while the turn runs.
+func (s *Service) recordStart(ctx context.Context, m *MessageWithParts) error {
+	err := s.db.Update(ctx, func(txn *store.Txn) error {
+		if err := txn.Set(store.KeyMessage(m.Info.SessionID, m.Info.ID), &m.Info); err != nil {
+			return err
+		}
+		for i := range m.Parts {
+			if err := txn.Set(store.KeyPart(m.Info.SessionID, m.Info.ID, m.Parts[i].ID), &m.Parts[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record turn: %w", err)
+	}
+	s.publishMessage(ctx, m)
+	return nil
+}
+
+func (s *Service) publishMessage(ctx context.Context, m *MessageWithParts) {
+	ses, err := s.Get(ctx, m.Info.SessionID)
+	if err != nil {
+		return
+	}
+	s.publish(ses.ProjectID, ses.ID, "message.updated", map[string]any{"info": m.Info})
+	for _, p := range m.Parts {
+		s.publish(ses.ProjectID, ses.ID, "part.updated", map[string]any{"part": p})
+	}
+}
+
+// endTurn captures the files after the turn, records the snapshot pair on
+// the message, adds a patch part listing the files the turn changed,
+// remembers what the session left at each changed path (the reference a
+// later revert checks for outside edits), and stores the message, its parts
+// and the session's new summary in one transaction. It releases the turn.
+func (s *Service) endTurn(ctx context.Context, t *turn, m *MessageWithParts) error {
+	defer t.release()
+	// The turn's own work is done; a client giving up now must not leave
+	// it half recorded.
+	ctx = context.WithoutCancel(ctx)
+	after, err := t.tracker.Capture(ctx)
+	if err != nil {
+		return err
+	}
+	m.Info.Snapshot = &SnapshotPair{Before: t.before.String(), After: after.String()}
+	changed, err := s.engine.Changed(ctx, t.before, after)
+	if err != nil {
+		return fmt.Errorf("compare snapshots: %w", err)
+	}
+	left := make(map[string]snapshot.Entry, len(changed))
+	var files []string
+	for _, p := range changed {
+		e, err := s.engine.Lookup(ctx, after, p)
+		if err != nil {
+			return fmt.Errorf("read snapshot: %w", err)
+		}
+		left[p] = e
+		b, err := s.engine.Lookup(ctx, t.before, p)
+		if err != nil {
+			return fmt.Errorf("read snapshot: %w", err)
+		}
+		if e.Kind != store.EntryDir && b.Kind != store.EntryDir || e.Kind != b.Kind && e.Exists() && b.Exists() {
+			files = append(files, p) // a file, or a path that changed kind; not a directory alone
+		}
+	}
+	if len(files) > 0 {
+		m.Parts = append(m.Parts, Part{
+			ID: s.db.NewID(store.KindPart), SessionID: m.Info.SessionID, MessageID: m.Info.ID,
+			Type: PartPatch, Files: files, Snapshot: after.String(),
+		})
+	}
+	if m.Info.Time.Completed == 0 {
+		m.Info.Time.Completed = s.nowMs()
+	}
+	summary, err := s.changeSummary(ctx, t.ses.ID, m)
+	if err != nil {
+		s.log.Warn("cannot summarise the session's changes", "session", t.ses.ID, "err", err)
+	}
+	var ses Session
+	err = s.db.Update(ctx, func(txn *store.Txn) error {
+		ses = Session{}
+		if err := getSession(txn, t.ses.ID, &ses); err != nil {
+			return err
+		}
+		if err := txn.Set(store.KeyMessage(ses.ID, m.Info.ID), &m.Info); err != nil {
+			return err
+		}
+		for i := range m.Parts {
+			if err := txn.Set(store.KeyPart(ses.ID, m.Info.ID, m.Parts[i].ID), &m.Parts[i]); err != nil {
+				return err
+			}
+		}
+		for p, e := range left {
+			if err := txn.Set(store.KeyExpected(ses.ID, p), e); err != nil {
+				return err
+			}
+		}
+		ses.MessageCount++
+		if summary != nil {
+			ses.Summary = summary
+		}
+		ses.Version++
+		ses.Time.Updated = max(s.nowMs(), ses.Time.Updated)
+		return txn.Set(store.KeySession(ses.ID), &ses)
+	})
+	if err != nil {
+		return fmt.Errorf("record turn: %w", err)
+	}
+	s.publishMessage(ctx, m)
+	s.publish(ses.ProjectID, ses.ID, "session.updated", map[string]any{"info": ses})
+	return nil
+}
+
+// changeSummary counts what the session changed, with the turn m (not yet
+// stored) included.
+func (s *Service) changeSummary(ctx context.Context, sessionID string, m *MessageWithParts) (*ChangeSummary, error) {
+	turns, err := s.turnMessages(ctx, sessionID, true)
+	if err != nil {
+		return nil, err
+	}
+	turns = append(turns, m.Info)
+	diffs, err := s.diffTurns(ctx, turns, false)
+	if err != nil {
+		return nil, err
+	}
+	sum := &ChangeSummary{Files: len(diffs)}
+	for _, d := range diffs {
+		sum.Additions += d.Additions
+		sum.Deletions += d.Deletions
+	}
+	return sum, nil
+}
+
+// turnMessages returns the session's messages that recorded snapshots,
+// oldest first; with visibleOnly, those a revert hid are left out.
+func (s *Service) turnMessages(ctx context.Context, sessionID string, visibleOnly bool) ([]Message, error) {
+	var ses Session
+	var out []Message
+	err := s.db.View(ctx, func(txn *store.Txn) error {
+		if err := getSession(txn, sessionID, &ses); err != nil {
+			return err
+		}
+		return txn.Scan(store.PrefixMessages(sessionID), nil, false, false, func(_, val []byte) (bool, error) {
+			var m Message
+			if err := json.Unmarshal(val, &m); err != nil {
+				return false, fmt.Errorf("decode message: %w", err)
+			}
+			if visibleOnly && ses.Revert != nil && m.ID >= ses.Revert.MessageID {
+				return false, nil
+			}
+			if m.Snapshot != nil && m.Snapshot.Before != "" && m.Snapshot.After != "" {
+				out = append(out, m)
+			}
+			return true, nil
+		})
+	})
+	return out, err
+}
+
+// snapPair parses a message's snapshot pair.
+func snapPair(m Message) (before, after snapshot.ID, err error) {
+	if before, err = store.ParseHash(m.Snapshot.Before); err != nil {
+		return before, after, fmt.Errorf("message %s: bad snapshot: %w", m.ID, err)
+	}
+	if after, err = store.ParseHash(m.Snapshot.After); err != nil {
+		return before, after, fmt.Errorf("message %s: bad snapshot: %w", m.ID, err)
+	}
+	return before, after, nil
+}
