@@ -157,10 +157,16 @@ func cutAfter(b []byte, i int) int {
 	return i
 }
 
-// appendMax appends as much of p to b as keeps len(b) <= limit.
+// appendMax appends as much of p to b as keeps len(b) <= limit, never
+// growing b's capacity past limit.
 func appendMax(b, p []byte, limit int) []byte {
 	if room := limit - len(b); room < len(p) {
 		p = p[:max(room, 0)]
+	}
+	if need := len(b) + len(p); need > cap(b) {
+		nb := make([]byte, len(b), min(max(2*cap(b), need), limit))
+		copy(nb, b)
+		b = nb
 	}
 	return append(b, p...)
 }

@@ -65,9 +65,10 @@ type Options struct {
 	// 0 (or less): DefaultOutputCap. At least MinOutputCap.
 	OutputCap int
 	// Stdin is the command's input; nil: /dev/null. An *os.File is given
-	// to the command as is; anything else is copied in by a goroutine,
-	// which Run does not wait for: a Read that blocks outlives Run, and
-	// the goroutine ends when that Read returns.
+	// to the command as is; anything else is copied in by a goroutine
+	// (a Read error ends the input early, as EOF would). Run does not wait
+	// for it: a Read that blocks outlives Run, and the goroutine ends when
+	// that Read returns.
 	Stdin io.Reader
 }
 
