@@ -550,8 +550,18 @@ func call(ctx context.Context, jc *jsonrpc2.Conn, id uint64, method string, para
 		return nil
 	}
 	if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
-		// Tell the peer to stop; don't make the caller wait for the write.
-		go func() { _ = jc.Notify(context.Background(), "$/cancelRequest", cancelParams{ID: rid}) }()
+		// Tell the peer to stop. Wait (briefly) for the write: a caller
+		// that closes the connection right after must not lose the
+		// cancel, or the peer finishes work nobody wants any more.
+		sent := make(chan struct{})
+		go func() {
+			_ = jc.Notify(context.Background(), "$/cancelRequest", cancelParams{ID: rid})
+			close(sent)
+		}()
+		select {
+		case <-sent:
+		case <-time.After(time.Second):
+		}
 		return fmt.Errorf("call %s: %w", method, cerr)
 	}
 	var je *jsonrpc2.Error

@@ -17,6 +17,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := newRoot(os.Stdin, os.Stdout, os.Stderr).ExecuteContext(ctx)
+	var code exitCode
+	if errors.As(err, &code) {
+		os.Exit(int(code)) // the status of the command `shell` ran
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sessiond:", err)
 		var re *rpc.Error
