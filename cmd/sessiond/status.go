@@ -52,7 +52,10 @@ func (a *app) statusCmd() *cobra.Command {
 				fmt.Fprintf(tw, "data dir\t%s\n", st.DataDir)
 				fmt.Fprintf(tw, "socket\t%s\n", st.Socket)
 				fmt.Fprintf(tw, "connections\t%d\n", st.Connections)
-				fmt.Fprintf(tw, "projects\t%d\n", st.Projects)
+				fmt.Fprintf(tw, "projects\t%d (%d watched)\n", st.Projects, st.Watched)
+				for root, why := range st.Degraded {
+					fmt.Fprintf(tw, "degraded\t%s: %s\n", root, why)
+				}
 				fmt.Fprintf(tw, "store\t%s (index %s, values %s)\n",
 					humanize.IBytes(uint64(st.Store.LSMBytes+st.Store.VLogBytes)), humanize.IBytes(uint64(st.Store.LSMBytes)), humanize.IBytes(uint64(st.Store.VLogBytes)))
 				return tw.Flush()
@@ -130,6 +133,12 @@ func (a *app) doctor(ctx context.Context) []check {
 				Fix:    "restart it to pick up this version: kill " + strconv.Itoa(st.PID) + " (it restarts on next use)"})
 		default:
 			out = append(out, check{Name: "daemon", Status: "ok", Detail: fmt.Sprintf("version %s, pid %d, socket %s", st.Version, st.PID, cfg.Socket)})
+		}
+		for root, why := range st.Degraded {
+			// why carries the sysctl to raise.
+			out = append(out, check{Name: "watcher", Status: "warn",
+				Detail: fmt.Sprintf("%s: %s", root, why),
+				Fix:    "until then, snapshots of this workspace scan every file (slower, still exact)"})
 		}
 	}
 	return append(out, inotifyChecks()...)
