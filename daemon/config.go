@@ -23,6 +23,9 @@ type Config struct {
 	// MaxFileSize is the largest file snapshots keep; larger ones are
 	// recorded as skipped and never touched by a revert. 0: 10 MiB.
 	MaxFileSize int64
+	// DiskBudget is the store size above which the daemon warns; 0: 2 GiB,
+	// negative: no budget.
+	DiskBudget int64
 	// CrashPoint names a test-only point where the daemon kills itself
 	// (SESSIOND_TEST_CRASH_POINT), so tests can check recovery.
 	CrashPoint string

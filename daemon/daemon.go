@@ -207,6 +207,14 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	defer os.Remove(d.cfg.Socket)
 	d.log.Info("sessiond listening", "socket", d.cfg.Socket, "dataDir", d.cfg.DataDir, "pid", os.Getpid(), "version", d.cfg.Version)
 
+	gcCtx, stopGC := context.WithCancel(ctx)
+	defer stopGC()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.collectPeriodically(gcCtx)
+	}()
+
 	go func() {
 		for {
 			conn, err := l.Accept()

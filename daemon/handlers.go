@@ -239,6 +239,9 @@ func (d *Daemon) routes() *rpc.Mux {
 	handle(d, m, "daemon/status", func(ctx context.Context, c *rpc.Conn, _ struct{}) (DaemonStatus, error) {
 		return d.status(ctx)
 	}, rpc.Unordered())
+	handle(d, m, "daemon/gc", func(ctx context.Context, c *rpc.Conn, _ struct{}) (GCResult, error) {
+		return d.collect(ctx)
+	}, rpc.Unordered())
 	return m
 }
 
@@ -261,10 +264,19 @@ type DaemonStatus struct {
 	GoVersion string            `json:"goVersion"`
 }
 
-// StoreSizes are the store's bytes on disk.
+// StoreSizes are the store's bytes on disk, and what snapshots hold.
 type StoreSizes struct {
-	LSMBytes  int64 `json:"lsmBytes"`
-	VLogBytes int64 `json:"vlogBytes"`
+	LSMBytes   int64 `json:"lsmBytes"`
+	VLogBytes  int64 `json:"vlogBytes"`
+	OtherBytes int64 `json:"otherBytes"`
+	// Blobs and BlobBytes count the stored file contents (compressed);
+	// Trees and TreeBytes the directory listings of snapshots.
+	Blobs     int64 `json:"blobs"`
+	BlobBytes int64 `json:"blobBytes"`
+	Trees     int64 `json:"trees"`
+	TreeBytes int64 `json:"treeBytes"`
+	// BudgetBytes is the disk budget the daemon warns above.
+	BudgetBytes int64 `json:"budgetBytes"`
 }
 
 func (d *Daemon) status(ctx context.Context) (DaemonStatus, error) {
@@ -272,7 +284,14 @@ func (d *Daemon) status(ctx context.Context) (DaemonStatus, error) {
 	if err != nil {
 		return DaemonStatus{}, err
 	}
-	lsm, vlog := d.db.Size()
+	disk, err := d.db.DiskUsage()
+	if err != nil {
+		return DaemonStatus{}, err
+	}
+	objs, err := d.engine.Usage(ctx)
+	if err != nil {
+		return DaemonStatus{}, err
+	}
 	st := DaemonStatus{
 		Version:     d.cfg.Version,
 		PID:         os.Getpid(),
@@ -283,8 +302,12 @@ func (d *Daemon) status(ctx context.Context) (DaemonStatus, error) {
 		Projects:    len(projects),
 		Watched:     d.trackers.Count(),
 		Degraded:    d.trackers.Degraded(),
-		Store:       StoreSizes{LSMBytes: lsm, VLogBytes: vlog},
-		GoVersion:   runtime.Version(),
+		Store: StoreSizes{
+			LSMBytes: disk.LSM, VLogBytes: disk.ValueLog, OtherBytes: disk.Other,
+			Blobs: objs.Blobs, BlobBytes: objs.BlobBytes, Trees: objs.Trees, TreeBytes: objs.TreeBytes,
+			BudgetBytes: d.budget(),
+		},
+		GoVersion: runtime.Version(),
 	}
 	if d.lock != nil && d.listenerSet() {
 		st.Socket = d.cfg.Socket

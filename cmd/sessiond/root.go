@@ -126,7 +126,7 @@ func parseLevel(s string) (slog.Level, error) {
 
 func (a *app) serveCmd() *cobra.Command {
 	var idle time.Duration
-	var maxMsg, maxFile int64
+	var maxMsg, maxFile, budget int64
 	var level string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -141,7 +141,7 @@ is not running; run it by hand to watch its log.`,
 			if err != nil {
 				return err
 			}
-			cfg.IdleTimeout, cfg.MaxMessageBytes, cfg.MaxFileSize = idle, maxMsg, maxFile
+			cfg.IdleTimeout, cfg.MaxMessageBytes, cfg.MaxFileSize, cfg.DiskBudget = idle, maxMsg, maxFile, budget
 			// Test-only: tests of crash recovery name a point where the
 			// daemon kills itself. Unset, nothing changes.
 			cfg.CrashPoint = os.Getenv("SESSIOND_TEST_CRASH_POINT")
@@ -160,6 +160,7 @@ is not running; run it by hand to watch its log.`,
 	cmd.Flags().DurationVar(&idle, "idle-timeout", daemon.DefaultIdleTimeout, "exit after this long with no client (0 = never)")
 	cmd.Flags().Int64Var(&maxMsg, "max-message-size", rpc.DefaultMaxMessageBytes, "largest JSON-RPC message accepted, in bytes")
 	cmd.Flags().Int64Var(&maxFile, "max-file-size", 10<<20, "largest file kept in snapshots, in bytes; larger files are recorded as skipped and never reverted")
+	cmd.Flags().Int64Var(&budget, "disk-budget", 2<<30, "store size in bytes above which the daemon warns (-1: none)")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -56,8 +56,12 @@ func (a *app) statusCmd() *cobra.Command {
 				for root, why := range st.Degraded {
 					fmt.Fprintf(tw, "degraded\t%s: %s\n", root, why)
 				}
-				fmt.Fprintf(tw, "store\t%s (index %s, values %s)\n",
-					humanize.IBytes(uint64(st.Store.LSMBytes+st.Store.VLogBytes)), humanize.IBytes(uint64(st.Store.LSMBytes)), humanize.IBytes(uint64(st.Store.VLogBytes)))
+				total := st.Store.LSMBytes + st.Store.VLogBytes + st.Store.OtherBytes
+				fmt.Fprintf(tw, "store\t%s on disk (tables %s, value log %s), budget %s\n",
+					humanize.IBytes(uint64(total)), humanize.IBytes(uint64(st.Store.LSMBytes)),
+					humanize.IBytes(uint64(st.Store.VLogBytes)), humanize.IBytes(uint64(max(st.Store.BudgetBytes, 0))))
+				fmt.Fprintf(tw, "snapshots\t%d blobs (%s), %d trees (%s)\n",
+					st.Store.Blobs, humanize.IBytes(uint64(st.Store.BlobBytes)), st.Store.Trees, humanize.IBytes(uint64(st.Store.TreeBytes)))
 				return tw.Flush()
 			})
 		},

@@ -75,9 +75,11 @@ func (e *Engine) Capture(ctx context.Context, root string, dirty []string, ign I
 		seen:    make(map[store.Hash]bool),
 		trees:   make(map[store.Hash][]byte),
 		batch:   e.db.NewBatch(),
+		use:     e.gcBegin(),
 	}
 	defer c.batch.Cancel()
 	id, err := c.run(dirty)
+	e.gcEnd(c.use, id, err == nil)
 	if err != nil {
 		return ID{}, fmt.Errorf("capture %s: %w", canon, err)
 	}
@@ -116,6 +118,7 @@ type capture struct {
 	trees     map[store.Hash][]byte // new trees to write
 
 	batch    *store.Batch // blobs, written before the index refers to them
+	use      *gcUse       // what this capture relies on, for a concurrent Collect
 	seenMu   sync.Mutex
 	seen     map[store.Hash]bool // blobs already handled in this capture
 	newBlobs atomic.Int64
@@ -720,6 +723,7 @@ func (c *capture) putBlob(h store.Hash, content []byte) error {
 	if dup {
 		return nil
 	}
+	c.e.gcUseBlob(c.use, h) // before the lookup: a Collect must not free it after
 	var has bool
 	err := c.e.db.View(c.ctx, func(txn *store.Txn) error {
 		var err error
@@ -819,6 +823,7 @@ func (c *capture) buildTrees(prev ID) (ID, error) {
 // transaction, or, when they are too many for one, marks the index
 // pending, writes them in batches and then clears the mark.
 func (c *capture) commit(old indexMeta, hadMeta bool, root ID) error {
+	c.e.gcUseTrees(c.use, c.trees) // before writing: some may be stored and unreferenced
 	type kv struct{ k, v []byte }
 	var sets []kv
 	var dels [][]byte

@@ -54,7 +54,42 @@ func (e *Engine) ReadEntry(ctx context.Context, snap ID, path string) (Content, 
 	return out, err
 }
 
+// LookupAll is Lookup of many paths of one snapshot. It reads each tree
+// once, so its cost is the number of paths plus the trees on their way,
+// whereas as many Lookups read a large directory's tree once per path.
+func (e *Engine) LookupAll(ctx context.Context, snap ID, paths []string) ([]Entry, error) {
+	out := make([]Entry, len(paths))
+	err := e.db.View(ctx, func(txn *store.Txn) error {
+		trees := map[store.Hash][]store.TreeEntry{}
+		get := func(txn *store.Txn, h store.Hash) ([]store.TreeEntry, error) {
+			if t, ok := trees[h]; ok {
+				return t, nil
+			}
+			t, err := store.GetTree(txn, h)
+			if err == nil {
+				trees[h] = t
+			}
+			return t, err
+		}
+		for i, p := range paths {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var err error
+			if out[i], err = lookupWith(txn, snap, p, get); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 func lookup(txn *store.Txn, snap ID, p string) (Entry, error) {
+	return lookupWith(txn, snap, p, store.GetTree)
+}
+
+func lookupWith(txn *store.Txn, snap ID, p string, getTree func(*store.Txn, store.Hash) ([]store.TreeEntry, error)) (Entry, error) {
 	rel, err := cleanLookup(p)
 	if err != nil {
 		return Entry{}, err
@@ -73,7 +108,7 @@ func lookup(txn *store.Txn, snap ID, p string) (Entry, error) {
 		if cur.Kind != store.EntryDir {
 			return Entry{}, nil
 		}
-		entries, err := store.GetTree(txn, cur.Hash)
+		entries, err := getTree(txn, cur.Hash)
 		if err != nil {
 			return Entry{}, fmt.Errorf("look up %s in snapshot %s: %w", rel, snap, err)
 		}

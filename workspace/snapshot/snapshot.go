@@ -111,6 +111,10 @@ type Engine struct {
 	hashed atomic.Int64
 	// treesBuilt counts directory trees recomputed by captures.
 	treesBuilt atomic.Int64
+
+	// gc pins recent captures and tracks what running captures rely on,
+	// for Collect (gc.go).
+	gc gcState
 }
 
 // New returns an Engine over db. Close it to release its codecs.
