@@ -71,9 +71,14 @@ func Dial(ctx context.Context, cfg Config, opts DialOptions) (net.Conn, error) {
 			return nil, fmt.Errorf("started sessiond for %s but could not connect to %s: %w (log: %s)", cfg.DataDir, cfg.Socket, startErr, cfg.LogPath())
 		case werr := <-exited:
 			// Our daemon is gone. Another client's may be about to
-			// listen, so keep trying until the deadline, but remember why.
+			// listen, so keep trying until the deadline, but remember why,
+			// unless a standalone process holds the data dir: no daemon
+			// will ever listen for it.
 			startErr = daemonExitError(cfg, werr)
 			exited = nil
+			if o, err := readOwner(cfg); err == nil && o.Mode == "standalone" && alive(o.PID) {
+				return nil, fmt.Errorf("cannot start sessiond: %w", &AlreadyRunningError{DataDir: cfg.DataDir, Owner: o})
+			}
 		case <-time.After(delay):
 			// A daemon listens some 15 ms after it starts: poll finely
 			// around then rather than doubling past it.
@@ -135,4 +140,9 @@ func daemonExitError(cfg Config, werr error) error {
 		return fmt.Errorf("the daemon exited: %w", werr)
 	}
 	return fmt.Errorf("the daemon exited: %s", msg)
+}
+
+// alive reports whether a process with pid exists.
+func alive(pid int) bool {
+	return pid > 0 && syscall.Kill(pid, 0) == nil
 }

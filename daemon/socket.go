@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// listen opens the daemon's socket: its directory is created 0700, the
-// socket is 0600, a socket or directory owned by another user is refused,
+// listen opens the daemon's socket: its directory is created 0700 (an
+// existing one, such as /tmp for a --socket there, keeps its mode: the
+// socket's own 0600 is what keeps other users out), the socket is 0600, a socket or directory owned by another user is refused,
 // a live socket (another daemon answers) is refused, and a stale one left
 // by a killed daemon is removed and replaced.
 func listen(path string) (net.Listener, error) {
@@ -21,11 +22,6 @@ func listen(path string) (net.Listener, error) {
 	}
 	if err := checkOwner(dir); err != nil {
 		return nil, err
-	}
-	// MkdirAll keeps the mode of a directory that already existed: make
-	// sure nobody else can reach the socket through it.
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("restrict socket dir %s: %w", dir, err)
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if err := checkOwner(path); err != nil {

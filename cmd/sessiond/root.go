@@ -207,7 +207,10 @@ func (a *app) runStdio(ctx context.Context, standalone bool) error {
 	if err != nil {
 		return err
 	}
-	return daemon.Relay(ctx, conn, a.stdin, a.stdout)
+	if err := daemon.Relay(ctx, conn, a.stdin, a.stdout); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil // a signal ends the relay; the daemon goes on
 }
 
 // stdioConn joins stdin and stdout into one connection.
