@@ -26,6 +26,10 @@ type Config struct {
 	// DiskBudget is the store size above which the daemon warns; 0: 2 GiB,
 	// negative: no budget.
 	DiskBudget int64
+	// GCPin overrides how long the collector keeps a fresh capture nobody
+	// recorded yet (default 10 minutes); tests set it to 0. Negative: the
+	// default.
+	GCPin time.Duration
 	// CrashPoint names a test-only point where the daemon kills itself
 	// (SESSIOND_TEST_CRASH_POINT), so tests can check recovery.
 	CrashPoint string

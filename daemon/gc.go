@@ -24,6 +24,56 @@ type GCResult struct {
 	// BudgetBytes is the disk budget; OverBudget says the store exceeds it.
 	BudgetBytes int64 `json:"budgetBytes"`
 	OverBudget  bool  `json:"overBudget"`
+	// Pruned lists the archived sessions whose snapshots were given up to
+	// get back under the budget.
+	Pruned []string `json:"pruned,omitempty"`
+}
+
+// prune gives up the snapshots of archived sessions, archived longest ago
+// first, until the collections after it freed what the store is over its
+// budget (deleted sessions' snapshots went in the first collection). The
+// disk itself shrinks later, as Badger compacts, so what is counted is
+// what the collector freed.
+func (d *Daemon) prune(ctx context.Context, res *GCResult) error {
+	need := res.Store.Total() - res.BudgetBytes
+	archived, err := d.sessions.ArchivedWithSnapshots(ctx)
+	if err != nil {
+		return err
+	}
+	var freed int64
+	for _, ses := range archived {
+		if freed >= need {
+			break
+		}
+		if err := d.sessions.ReleaseSnapshots(ctx, ses.ID); err != nil {
+			d.log.Warn("cannot release the snapshots of an archived session", "session", ses.ID, "err", err)
+			continue
+		}
+		res.Pruned = append(res.Pruned, ses.ID)
+		live, err := d.sessions.LiveSnapshots(ctx)
+		if err != nil {
+			return err
+		}
+		st, err := d.engine.Collect(ctx, live)
+		if err != nil {
+			return fmt.Errorf("collect snapshots: %w", err)
+		}
+		freed += st.FreedBytes
+		res.Snapshots.FreedObjects += st.FreedObjects
+		res.Snapshots.FreedBytes += st.FreedBytes
+	}
+	if freed < need {
+		res.OverBudget = true
+		d.log.Warn("the store is over its disk budget even without the snapshots of archived sessions; delete old sessions or raise --disk-budget",
+			"bytes", res.Store.Total(), "budget", res.BudgetBytes)
+	}
+	if len(res.Pruned) > 0 {
+		d.log.Info("gave up the snapshots of archived sessions to stay within the disk budget", "sessions", len(res.Pruned), "freedBytes", freed)
+		if _, err := d.db.RunValueLogGC(); err != nil {
+			return fmt.Errorf("value-log GC: %w", err)
+		}
+	}
+	return nil
 }
 
 // collect frees the snapshot objects no session refers to any more (those
@@ -46,9 +96,9 @@ func (d *Daemon) collect(ctx context.Context) (GCResult, error) {
 		return res, fmt.Errorf("measure store: %w", err)
 	}
 	if res.BudgetBytes > 0 && res.Store.Total() > res.BudgetBytes {
-		res.OverBudget = true
-		d.log.Warn("the store is over its disk budget; delete or archive old sessions, or raise --disk-budget",
-			"bytes", res.Store.Total(), "budget", res.BudgetBytes)
+		if err := d.prune(ctx, &res); err != nil {
+			return res, err
+		}
 	}
 	d.log.Info("gc done", "freedObjects", stats.FreedObjects, "freedBytes", stats.FreedBytes,
 		"vlogRewrites", res.ValueLogRewrites, "storeBytes", res.Store.Total(), "took", stats.Duration)

@@ -48,6 +48,7 @@ type Service struct {
 	trackers *workspace.Trackers
 	objects  *store.Objects
 	turns    turnLocks
+	inflight inflightSnapshots
 
 	crashPoint string
 	crash      func()

@@ -200,18 +200,18 @@ func (s *Service) Revert(ctx context.Context, p RevertParams) (Session, error) {
 	if err != nil {
 		return Session{}, err
 	}
+	s.inflight.add(current)
+	defer s.inflight.done(current)
 	state := &RevertState{MessageID: p.MessageID, PartID: p.PartID, Snapshot: current.String()}
 	if ses.Revert != nil {
 		// Reverting further stacks on the files as they were before the
 		// first revert: unrevert brings those back.
 		state.Snapshot = ses.Revert.Snapshot
 	}
-	j, err := s.plan(ctx, &ses, "revert", tr.Root(), current, sortedKeys(paths), p.Force, func(path string) (snapshot.Entry, error) {
-		if !found {
-			return s.engine.Lookup(ctx, current, path) // nothing to undo: keep as is
-		}
-		return s.engine.Lookup(ctx, to, path)
-	})
+	if !found {
+		to = current // nothing to undo: keep as is
+	}
+	j, err := s.plan(ctx, &ses, "revert", tr.Root(), current, sortedKeys(paths), p.Force, to)
 	if err != nil {
 		return Session{}, err
 	}
@@ -243,9 +243,7 @@ func (s *Service) Unrevert(ctx context.Context, p UnrevertParams) (Session, erro
 	if err != nil {
 		return Session{}, err
 	}
-	j, err := s.plan(ctx, &ses, "unrevert", tr.Root(), current, ses.Revert.Files, p.Force, func(path string) (snapshot.Entry, error) {
-		return s.engine.Lookup(ctx, back, path)
-	})
+	j, err := s.plan(ctx, &ses, "unrevert", tr.Root(), current, ses.Revert.Files, p.Force, back)
 	if err != nil {
 		return Session{}, err
 	}
@@ -275,10 +273,11 @@ func (s *Service) holdIdle(ctx context.Context, id string) (func(), Session, err
 	return release, ses, nil
 }
 
-// plan works out the file changes that make each path its target, and
-// refuses (unless force) when a path's current content is not what the
-// session last left there: someone else changed it since.
-func (s *Service) plan(ctx context.Context, ses *Session, op, root string, current snapshot.ID, paths []string, force bool, target func(string) (snapshot.Entry, error)) (*journal, error) {
+// plan works out the file changes that make each path what it is in the
+// target snapshot, and refuses (unless force) when a path's current
+// content is not what the session last left there: someone else changed
+// it since.
+func (s *Service) plan(ctx context.Context, ses *Session, op, root string, current snapshot.ID, paths []string, force bool, target snapshot.ID) (*journal, error) {
 	expected := map[string]snapshot.Entry{}
 	err := s.db.View(ctx, func(txn *store.Txn) error {
 		prefix := store.PrefixExpected(ses.ID)
@@ -295,16 +294,17 @@ func (s *Service) plan(ctx context.Context, ses *Session, op, root string, curre
 		return nil, err
 	}
 	j := &journal{Op: op, SessionID: ses.ID, Root: root, Expected: map[string]snapshot.Entry{}}
+	curs, err := s.engine.LookupAll(ctx, current, paths)
+	if err != nil {
+		return nil, err
+	}
+	wants, err := s.engine.LookupAll(ctx, target, paths)
+	if err != nil {
+		return nil, err
+	}
 	var conflicts []string
-	for _, path := range paths {
-		cur, err := s.engine.Lookup(ctx, current, path)
-		if err != nil {
-			return nil, err
-		}
-		want, err := target(path)
-		if err != nil {
-			return nil, err
-		}
+	for i, path := range paths {
+		cur, want := curs[i], wants[i]
 		if cur.Kind == store.EntrySkipped || want.Kind == store.EntrySkipped {
 			continue // too large to keep: never touched
 		}
@@ -357,6 +357,12 @@ func (s *Service) finishJournal(ctx context.Context, j *journal) (Session, error
 			return Session{}, fmt.Errorf("%s: write files: %w (the journal is kept; the daemon retries at its next start)", j.Op, err)
 		}
 	}
+	if _, err := s.Get(ctx, j.SessionID); err == nil {
+		// Written again when a journal is finished twice: harmless.
+		if err := s.putExpected(j.SessionID, j.Expected); err != nil {
+			return Session{}, fmt.Errorf("finish %s: %w", j.Op, err)
+		}
+	}
 	var ses Session
 	err := s.db.Update(ctx, func(txn *store.Txn) error {
 		ses = Session{}
@@ -366,11 +372,6 @@ func (s *Service) finishJournal(ctx context.Context, j *journal) (Session, error
 				return txn.Delete(store.KeyJournal(j.SessionID)) // deleted meanwhile
 			}
 			return err
-		}
-		for path, e := range j.Expected {
-			if err := txn.Set(store.KeyExpected(ses.ID, path), e); err != nil {
-				return err
-			}
 		}
 		ses.Revert = j.Revert
 		ses.Version++
@@ -452,15 +453,15 @@ func (s *Service) Fork(ctx context.Context, p ForkParams) (Session, error) {
 		upTo = src.Revert.MessageID // what the session shows
 	}
 	fork := s.newFork(src, " (fork)", ForkRef{SessionID: src.ID, MessageID: p.MessageID})
+	if err := s.copyExpected(ctx, src.ID, fork.ID); err != nil {
+		return Session{}, fmt.Errorf("fork session %s: %w", src.ID, err)
+	}
 	err = s.db.Update(ctx, func(txn *store.Txn) error {
 		n, _, err := s.copyMessages(txn, src.ID, fork.ID, func(id string) bool { return upTo == "" || id < upTo })
 		if err != nil {
 			return err
 		}
 		fork.MessageCount = n
-		if err := copyExpected(txn, src.ID, fork.ID); err != nil {
-			return err
-		}
 		return putNewSession(txn, &fork)
 	})
 	if err != nil {
@@ -533,12 +534,47 @@ func (s *Service) copyMessages(txn *store.Txn, from, to string, keep func(string
 }
 
 // copyExpected gives a fork what its source last left at each path, so
-// its reverts check for outside edits the same way.
-func copyExpected(txn *store.Txn, from, to string) error {
+// its reverts check for outside edits the same way. A session that changed
+// many files has more of these than one transaction holds: they are
+// copied through a write batch, before the fork's record exists.
+func (s *Service) copyExpected(ctx context.Context, from, to string) error {
+	b := s.db.NewBatch()
+	defer b.Cancel()
 	prefix := store.PrefixExpected(from)
-	return txn.Scan(prefix, nil, false, false, func(key, val []byte) (bool, error) {
-		return true, txn.SetRaw(store.KeyExpected(to, store.TrimNUL(key, prefix)), val)
+	err := s.db.View(ctx, func(txn *store.Txn) error {
+		return txn.Scan(prefix, nil, false, false, func(key, val []byte) (bool, error) {
+			return true, b.SetRaw(store.KeyExpected(to, store.TrimNUL(key, prefix)), val)
+		})
 	})
+	if err != nil {
+		return fmt.Errorf("copy expected entries: %w", err)
+	}
+	return b.Flush()
+}
+
+// putExpected records what the session left at each path: the reference
+// a later revert checks for outside edits. A turn or a revert can change
+// more paths than one transaction holds, so the entries go through a
+// write batch, ahead of the record that relies on them.
+func (s *Service) putExpected(sessionID string, entries map[string]snapshot.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Cancel()
+	for p, e := range entries {
+		v, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode expected entry of %s: %w", p, err)
+		}
+		if err := b.SetRaw(store.KeyExpected(sessionID, p), v); err != nil {
+			return err
+		}
+	}
+	if err := b.Flush(); err != nil {
+		return fmt.Errorf("record expected entries: %w", err)
+	}
+	return nil
 }
 
 // moveRevertedToFork runs before a new turn of a reverted session: the
@@ -547,6 +583,9 @@ func copyExpected(txn *store.Txn, from, to string) error {
 func (s *Service) moveRevertedToFork(ctx context.Context, ses Session) (Session, error) {
 	rv := *ses.Revert
 	fork := s.newFork(ses, " (undone)", ForkRef{SessionID: ses.ID, MessageID: rv.MessageID})
+	if err := s.copyExpected(ctx, ses.ID, fork.ID); err != nil {
+		return Session{}, fmt.Errorf("move reverted messages of %s into a fork: %w", ses.ID, err)
+	}
 	var hidden []string
 	err := s.db.Update(ctx, func(txn *store.Txn) error {
 		hidden = hidden[:0]
@@ -558,9 +597,6 @@ func (s *Service) moveRevertedToFork(ctx context.Context, ses Session) (Session,
 		frv := rv
 		frv.MessageID = ids[rv.MessageID]
 		fork.Revert = &frv
-		if err := copyExpected(txn, ses.ID, fork.ID); err != nil {
-			return err
-		}
 		if err := putNewSession(txn, &fork); err != nil {
 			return err
 		}
@@ -660,6 +696,9 @@ func (s *Service) LiveSnapshots(ctx context.Context) ([]snapshot.ID, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find live snapshots: %w", err)
 	}
+	for _, id := range s.inflight.list() {
+		seen[id] = true
+	}
 	out := make([]snapshot.ID, 0, len(seen))
 	for id := range seen {
 		out = append(out, id)
@@ -674,4 +713,90 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// ArchivedWithSnapshots lists the archived sessions that still hold
+// snapshots, archived longest ago first: what a store over its disk
+// budget gives up first (deleted sessions hold none).
+func (s *Service) ArchivedWithSnapshots(ctx context.Context) ([]Session, error) {
+	var out []Session
+	err := s.db.View(ctx, func(txn *store.Txn) error {
+		return txn.Scan(store.PrefixSessions(), nil, false, false, func(_, val []byte) (bool, error) {
+			var ses Session
+			if err := json.Unmarshal(val, &ses); err != nil {
+				return false, fmt.Errorf("decode session: %w", err)
+			}
+			if ses.Lifecycle == LifecycleArchived && !ses.SnapshotsReleased {
+				out = append(out, ses)
+			}
+			return true, nil
+		})
+	})
+	slices.SortFunc(out, func(a, b Session) int { return int(a.Time.Archived - b.Time.Archived) })
+	return out, err
+}
+
+// ReleaseSnapshots drops a session's references to snapshots, so the
+// collector can free them: its messages stay, but it can no longer be
+// diffed, reverted or unreverted.
+func (s *Service) ReleaseSnapshots(ctx context.Context, id string) error {
+	release, ok := s.turns.try(id)
+	if !ok {
+		return ErrBusy
+	}
+	defer release()
+	return s.db.Update(ctx, func(txn *store.Txn) error {
+		var ses Session
+		if err := getSession(txn, id, &ses); err != nil {
+			return err
+		}
+		var msgs []Message
+		err := txn.Scan(store.PrefixMessages(id), nil, false, false, func(_, val []byte) (bool, error) {
+			var m Message
+			if err := json.Unmarshal(val, &m); err != nil {
+				return false, err
+			}
+			if m.Snapshot != nil {
+				msgs = append(msgs, m)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			m.Snapshot = nil
+			if err := txn.Set(store.KeyMessage(id, m.ID), &m); err != nil {
+				return err
+			}
+			parts, err := readParts(txn, id, m.ID)
+			if err != nil {
+				return err
+			}
+			for _, p := range parts {
+				if p.Snapshot != "" {
+					p.Snapshot = ""
+					if err := txn.Set(store.KeyPart(id, m.ID, p.ID), &p); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		var keys [][]byte
+		err = txn.Scan(store.PrefixExpected(id), nil, false, true, func(key, _ []byte) (bool, error) {
+			keys = append(keys, key)
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		ses.Revert, ses.SnapshotsReleased = nil, true
+		ses.Version++
+		return txn.Set(store.KeySession(id), &ses)
+	})
 }

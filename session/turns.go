@@ -191,7 +191,43 @@ func (s *Service) startTurn(ctx context.Context, sessionID string) (*turn, error
 	if err != nil {
 		return nil, err
 	}
+	s.inflight.add(before)
 	return &turn{ses: ses, tracker: tr, before: before}, nil
+}
+
+// inflightSnapshots are snapshots captured for work in progress (a
+// turn's "before", a revert's current state) and not yet recorded on any
+// message or session: the collector must keep them.
+type inflightSnapshots struct {
+	mu sync.Mutex
+	m  map[snapshot.ID]int
+}
+
+func (f *inflightSnapshots) add(id snapshot.ID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[snapshot.ID]int{}
+	}
+	f.m[id]++
+}
+
+func (f *inflightSnapshots) done(id snapshot.ID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m[id]--; f.m[id] <= 0 {
+		delete(f.m, id)
+	}
+}
+
+func (f *inflightSnapshots) list() []snapshot.ID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]snapshot.ID, 0, len(f.m))
+	for id := range f.m {
+		out = append(out, id)
+	}
+	return out
 }
 
 // recordStart stores the turn's message as it starts, so clients see it
@@ -233,6 +269,7 @@ func (s *Service) publishMessage(ctx context.Context, m *MessageWithParts) {
 // and the session's new summary in one transaction. It releases the turn.
 func (s *Service) endTurn(ctx context.Context, t *turn, m *MessageWithParts) error {
 	defer t.release()
+	defer s.inflight.done(t.before)
 	// The turn's own work is done; a client giving up now must not leave
 	// it half recorded.
 	ctx = context.WithoutCancel(ctx)
@@ -240,23 +277,26 @@ func (s *Service) endTurn(ctx context.Context, t *turn, m *MessageWithParts) err
 	if err != nil {
 		return err
 	}
+	s.inflight.add(after)
+	defer s.inflight.done(after)
 	m.Info.Snapshot = &SnapshotPair{Before: t.before.String(), After: after.String()}
 	changed, err := s.engine.Changed(ctx, t.before, after)
 	if err != nil {
 		return fmt.Errorf("compare snapshots: %w", err)
 	}
+	afters, err := s.engine.LookupAll(ctx, after, changed)
+	if err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	befores, err := s.engine.LookupAll(ctx, t.before, changed)
+	if err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
 	left := make(map[string]snapshot.Entry, len(changed))
 	var files []string
-	for _, p := range changed {
-		e, err := s.engine.Lookup(ctx, after, p)
-		if err != nil {
-			return fmt.Errorf("read snapshot: %w", err)
-		}
+	for i, p := range changed {
+		e, b := afters[i], befores[i]
 		left[p] = e
-		b, err := s.engine.Lookup(ctx, t.before, p)
-		if err != nil {
-			return fmt.Errorf("read snapshot: %w", err)
-		}
 		if e.Kind != store.EntryDir && b.Kind != store.EntryDir || e.Kind != b.Kind && e.Exists() && b.Exists() {
 			files = append(files, p) // a file, or a path that changed kind; not a directory alone
 		}
@@ -274,6 +314,9 @@ func (s *Service) endTurn(ctx context.Context, t *turn, m *MessageWithParts) err
 	if err != nil {
 		s.log.Warn("cannot summarise the session's changes", "session", t.ses.ID, "err", err)
 	}
+	if err := s.putExpected(t.ses.ID, left); err != nil {
+		return fmt.Errorf("record turn: %w", err)
+	}
 	var ses Session
 	err = s.db.Update(ctx, func(txn *store.Txn) error {
 		ses = Session{}
@@ -285,11 +328,6 @@ func (s *Service) endTurn(ctx context.Context, t *turn, m *MessageWithParts) err
 		}
 		for i := range m.Parts {
 			if err := txn.Set(store.KeyPart(ses.ID, m.Info.ID, m.Parts[i].ID), &m.Parts[i]); err != nil {
-				return err
-			}
-		}
-		for p, e := range left {
-			if err := txn.Set(store.KeyExpected(ses.ID, p), e); err != nil {
 				return err
 			}
 		}

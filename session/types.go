@@ -35,14 +35,18 @@ type Session struct {
 	Permission json.RawMessage `json:"permission,omitempty"`
 	Lifecycle  string          `json:"lifecycle"`
 	// ArchivedFrom is the lifecycle an archived session returns to.
-	ArchivedFrom string         `json:"archivedFrom,omitempty"`
-	Revert       *RevertState   `json:"revert,omitempty"`
-	Share        *Share         `json:"share,omitempty"`
-	Summary      *ChangeSummary `json:"summary,omitempty"`
-	Usage        Usage          `json:"usage"`
-	Metadata     map[string]any `json:"metadata,omitempty"`
-	MessageCount int            `json:"messageCount"`
-	Time         SessionTime    `json:"time"`
+	ArchivedFrom string       `json:"archivedFrom,omitempty"`
+	Revert       *RevertState `json:"revert,omitempty"`
+	// SnapshotsReleased says the store gave up this (archived) session's
+	// snapshots to stay within its disk budget: its messages remain, its
+	// file history does not.
+	SnapshotsReleased bool           `json:"snapshotsReleased,omitempty"`
+	Share             *Share         `json:"share,omitempty"`
+	Summary           *ChangeSummary `json:"summary,omitempty"`
+	Usage             Usage          `json:"usage"`
+	Metadata          map[string]any `json:"metadata,omitempty"`
+	MessageCount      int            `json:"messageCount"`
+	Time              SessionTime    `json:"time"`
 	// Version counts the changes to this record, so a client can tell a
 	// stale copy from a fresh one.
 	Version int64 `json:"version"`

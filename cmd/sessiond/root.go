@@ -127,6 +127,7 @@ func parseLevel(s string) (slog.Level, error) {
 func (a *app) serveCmd() *cobra.Command {
 	var idle time.Duration
 	var maxMsg, maxFile, budget int64
+	var gcPin time.Duration
 	var level string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -145,6 +146,7 @@ is not running; run it by hand to watch its log.`,
 			// Test-only: tests of crash recovery name a point where the
 			// daemon kills itself. Unset, nothing changes.
 			cfg.CrashPoint = os.Getenv("SESSIOND_TEST_CRASH_POINT")
+			cfg.GCPin = gcPin
 			lvl, err := parseLevel(level)
 			if err != nil {
 				return err
@@ -162,6 +164,9 @@ is not running; run it by hand to watch its log.`,
 	cmd.Flags().Int64Var(&maxFile, "max-file-size", 10<<20, "largest file kept in snapshots, in bytes; larger files are recorded as skipped and never reverted")
 	cmd.Flags().Int64Var(&budget, "disk-budget", 2<<30, "store size in bytes above which the daemon warns (-1: none)")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	// Tests of the collector need fresh captures to be collectable.
+	cmd.Flags().DurationVar(&gcPin, "gc-pin", -1, "how long gc keeps a fresh capture nobody recorded yet (default 10m)")
+	cmd.Flags().MarkHidden("gc-pin")
 	return cmd
 }
 
