@@ -140,11 +140,13 @@ func (d *Daemon) Close() error {
 
 // filesChanged turns the watchers' events into file.changed changes for
 // the clients that opened the project.
-func (d *Daemon) filesChanged(projectID string, events []watch.Event) {
+func (d *Daemon) filesChanged(projectID, root string, events []watch.Event) {
 	for _, ev := range events {
 		d.hub.Publish(session.Change{
-			Type:       "file.changed",
-			Properties: map[string]any{"projectID": projectID, "path": ev.Path, "kind": ev.Kind},
+			Type: "file.changed",
+			// root says which checkout: a project's clones and worktrees
+			// share its ID. path is relative to it.
+			Properties: map[string]any{"projectID": projectID, "root": root, "path": ev.Path, "kind": ev.Kind},
 			ProjectID:  projectID,
 		})
 	}

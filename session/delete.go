@@ -20,6 +20,12 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// A running turn would write its records after the purge.
+	release, ok := s.turns.try(id)
+	if !ok {
+		return ErrBusy
+	}
+	defer release()
 	var doomed []Session
 	err = s.db.Update(ctx, func(txn *store.Txn) error {
 		doomed = doomed[:0]

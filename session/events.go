@@ -10,6 +10,10 @@ import (
 	"github.com/sessiond/sessiond/store"
 )
 
+// errReverted stops an append on a reverted session until its hidden
+// messages have moved to a fork.
+var errReverted = errors.New("session is reverted")
+
 // AppendEventParams are the params of session/appendEvent.
 type AppendEventParams struct {
 	SessionID string `json:"sessionID"`
@@ -64,6 +68,9 @@ func (s *Service) AppendEvent(ctx context.Context, p AppendEventParams) (Event, 
 			EventID:   ev.ID,
 		}}
 		for _, c := range ev.Content {
+			// Snapshots are the daemon's own record of the files; a
+			// client cannot name one (a revert would trust it).
+			c.Snapshot = ""
 			c.ID = s.db.NewID(store.KindPart)
 			c.SessionID, c.MessageID = p.SessionID, m.Info.ID
 			m.Parts = append(m.Parts, c)
@@ -75,13 +82,16 @@ func (s *Service) AppendEvent(ctx context.Context, p AppendEventParams) (Event, 
 	}
 
 	var ses Session
-	err := s.db.Update(ctx, func(txn *store.Txn) error {
+	update := func(txn *store.Txn) error {
 		ses = Session{}
 		if err := getSession(txn, p.SessionID, &ses); err != nil {
 			return err
 		}
 		if ses.Lifecycle == LifecycleStopped || ses.Lifecycle == LifecycleArchived {
 			return &ClosedError{ID: ses.ID, Lifecycle: ses.Lifecycle}
+		}
+		if ses.Revert != nil && msg != nil {
+			return errReverted
 		}
 		if err := txn.Set(store.KeyEvent(ses.ID, ev.ID), &ev); err != nil {
 			return err
@@ -103,7 +113,22 @@ func (s *Service) AppendEvent(ctx context.Context, p AppendEventParams) (Event, 
 		ses.Version++
 		ses.Time.Updated = max(now, ses.Time.Updated)
 		return txn.Set(store.KeySession(ses.ID), &ses)
-	})
+	}
+	err := s.db.Update(ctx, update)
+	if errors.Is(err, errReverted) {
+		// A new message on a reverted session would be hidden at once:
+		// like a new turn, it first moves the hidden messages to a fork.
+		cur, gerr := s.Get(ctx, p.SessionID)
+		if gerr != nil {
+			return Event{}, gerr
+		}
+		if cur.Revert != nil {
+			if _, err := s.moveRevertedToFork(ctx, cur); err != nil {
+				return Event{}, err
+			}
+		}
+		err = s.db.Update(ctx, update)
+	}
 	if err != nil {
 		return Event{}, err
 	}

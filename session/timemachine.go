@@ -56,7 +56,11 @@ func (s *Service) diffTurns(ctx context.Context, turns []Message, patch bool) ([
 	if len(turns) == 0 {
 		return out, nil
 	}
-	own := map[string]bool{}
+	// Each path is diffed from before the first turn that changed it to
+	// after the last one that did, so an edit made to it before the
+	// session first touched it, or after it last did, is not counted.
+	type span struct{ from, to snapshot.ID }
+	spans := map[string]span{}
 	for _, t := range turns {
 		before, after, err := snapPair(t)
 		if err != nil {
@@ -67,26 +71,33 @@ func (s *Service) diffTurns(ctx context.Context, turns []Message, patch bool) ([
 			return nil, err
 		}
 		for _, p := range changed {
-			own[p] = true
+			sp, seen := spans[p]
+			if !seen {
+				sp.from = before
+			}
+			sp.to = after
+			spans[p] = sp
 		}
 	}
-	first, _, err := snapPair(turns[0])
-	if err != nil {
-		return nil, err
+	byPair := map[span]map[string]bool{}
+	for p, sp := range spans {
+		if byPair[sp] == nil {
+			byPair[sp] = map[string]bool{}
+		}
+		byPair[sp][p] = true
 	}
-	_, last, err := snapPair(turns[len(turns)-1])
-	if err != nil {
-		return nil, err
-	}
-	diffs, err := s.engine.Diff(ctx, first, last, patch)
-	if err != nil {
-		return nil, fmt.Errorf("diff snapshots: %w", err)
-	}
-	for _, d := range diffs {
-		if own[d.Path] {
-			out = append(out, d)
+	for sp, paths := range byPair {
+		diffs, err := s.engine.Diff(ctx, sp.from, sp.to, patch)
+		if err != nil {
+			return nil, fmt.Errorf("diff snapshots: %w", err)
+		}
+		for _, d := range diffs {
+			if paths[d.Path] {
+				out = append(out, d)
+			}
 		}
 	}
+	slices.SortFunc(out, func(a, b snapshot.FileDiff) int { return strings.Compare(a.Path, b.Path) })
 	return out, nil
 }
 
@@ -363,8 +374,12 @@ func (s *Service) finishJournal(ctx context.Context, j *journal) (Session, error
 			return Session{}, fmt.Errorf("finish %s: %w", j.Op, err)
 		}
 	}
+	summary, err := s.summaryUnder(ctx, j.SessionID, j.Revert)
+	if err != nil {
+		s.log.Warn("cannot summarise the session's changes", "session", j.SessionID, "err", err)
+	}
 	var ses Session
-	err := s.db.Update(ctx, func(txn *store.Txn) error {
+	err = s.db.Update(ctx, func(txn *store.Txn) error {
 		ses = Session{}
 		if err := getSession(txn, j.SessionID, &ses); err != nil {
 			var nf *NotFoundError
@@ -374,6 +389,9 @@ func (s *Service) finishJournal(ctx context.Context, j *journal) (Session, error
 			return err
 		}
 		ses.Revert = j.Revert
+		if summary != nil {
+			ses.Summary = summary
+		}
 		ses.Version++
 		ses.Time.Updated = max(s.nowMs(), ses.Time.Updated)
 		if err := txn.Set(store.KeySession(ses.ID), &ses); err != nil {
@@ -394,6 +412,36 @@ func (s *Service) finishJournal(ctx context.Context, j *journal) (Session, error
 	s.publish(ses.ProjectID, ses.ID, event, map[string]any{"sessionID": ses.ID, "revert": ses.Revert})
 	s.publish(ses.ProjectID, ses.ID, "session.updated", map[string]any{"info": ses})
 	return ses, nil
+}
+
+// summaryUnder counts what the session's visible turns changed once its
+// revert state is rv (nil: not reverted).
+func (s *Service) summaryUnder(ctx context.Context, id string, rv *RevertState) (*ChangeSummary, error) {
+	all, err := s.turnMessages(ctx, id, false)
+	if err != nil {
+		return nil, err
+	}
+	var turns []Message
+	for _, m := range all {
+		if rv == nil || m.ID < rv.MessageID {
+			turns = append(turns, m)
+		}
+	}
+	return s.summarize(ctx, turns)
+}
+
+// summarize counts the changes of turns.
+func (s *Service) summarize(ctx context.Context, turns []Message) (*ChangeSummary, error) {
+	diffs, err := s.diffTurns(ctx, turns, false)
+	if err != nil {
+		return nil, err
+	}
+	sum := &ChangeSummary{Files: len(diffs)}
+	for _, d := range diffs {
+		sum.Additions += d.Additions
+		sum.Deletions += d.Deletions
+	}
+	return sum, nil
 }
 
 // ResumeJournals finishes the reverts and unreverts a killed daemon left
@@ -582,7 +630,9 @@ func (s *Service) putExpected(sessionID string, entries map[string]snapshot.Entr
 // unreverted there), and the session goes on from the reverted point.
 func (s *Service) moveRevertedToFork(ctx context.Context, ses Session) (Session, error) {
 	rv := *ses.Revert
-	fork := s.newFork(ses, " (undone)", ForkRef{SessionID: ses.ID, MessageID: rv.MessageID})
+	// The messages from the revert point on move to the fork, so the
+	// source has no message to name: forkedFrom names the session alone.
+	fork := s.newFork(ses, " (undone)", ForkRef{SessionID: ses.ID})
 	if err := s.copyExpected(ctx, ses.ID, fork.ID); err != nil {
 		return Session{}, fmt.Errorf("move reverted messages of %s into a fork: %w", ses.ID, err)
 	}

@@ -354,17 +354,7 @@ func (s *Service) changeSummary(ctx context.Context, sessionID string, m *Messag
 	if err != nil {
 		return nil, err
 	}
-	turns = append(turns, m.Info)
-	diffs, err := s.diffTurns(ctx, turns, false)
-	if err != nil {
-		return nil, err
-	}
-	sum := &ChangeSummary{Files: len(diffs)}
-	for _, d := range diffs {
-		sum.Additions += d.Additions
-		sum.Deletions += d.Deletions
-	}
-	return sum, nil
+	return s.summarize(ctx, append(turns, m.Info))
 }
 
 // turnMessages returns the session's messages that recorded snapshots,

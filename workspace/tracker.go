@@ -37,7 +37,7 @@ type TrackerOptions struct {
 	Exclude []string
 	// OnChange receives the watcher's debounced file events of a project,
 	// for the file.changed feed. It must not block for long.
-	OnChange func(projectID string, events []watch.Event)
+	OnChange func(projectID, root string, events []watch.Event)
 	Logger   *slog.Logger
 }
 
@@ -108,7 +108,7 @@ func (ts *Trackers) Get(ctx context.Context, projectID, root string) (*Tracker, 
 		ts.wg.Go(func() {
 			for b := range batches {
 				if len(b.Events) > 0 {
-					ts.opts.OnChange(projectID, b.Events)
+					ts.opts.OnChange(projectID, root, b.Events)
 				}
 			}
 		})
@@ -179,11 +179,6 @@ func (t *Tracker) Capture(ctx context.Context) (snapshot.ID, error) {
 	t.rescan = false
 	return id, nil
 }
-
-// Lock holds off captures of this root while files are written by a revert,
-// so no capture sees half of it; Unlock releases.
-func (t *Tracker) Lock()   { t.mu.Lock() }
-func (t *Tracker) Unlock() { t.mu.Unlock() }
 
 // syncIgnorer also hides the watcher's sync sentinels from a full scan.
 type syncIgnorer struct{ m *ignore.Matcher }
