@@ -174,7 +174,7 @@ type Objects struct {
 func NewObjects() (*Objects, error) {
 	// Level "default" (zstd 3) compresses source code about 4:1 at a few
 	// hundred MB/s per core; lower memory keeps the idle daemon small.
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithLowerEncoderMem(true))
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, fmt.Errorf("create zstd encoder: %w", err)
 	}

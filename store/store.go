@@ -64,8 +64,9 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	bopts := badger.DefaultOptions(opts.Dir).
 		WithInMemory(opts.InMemory).
 		WithSyncWrites(opts.SyncWrites).
+		// Not WithLoggingLevel: it replaces the logger with Badger's own,
+		// which writes to stderr; slogLogger drops what is below warning.
 		WithLogger(slogLogger{log: opts.Logger}).
-		WithLoggingLevel(badger.WARNING).
 		// A desktop daemon holds thousands of sessions, not billions of
 		// keys: small memtables and caches keep the idle RSS low.
 		WithMemTableSize(8 << 20).
@@ -83,8 +84,12 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		// value log, so they neither bloat the LSM tree nor count fully
 		// against the transaction size limit.
 		WithValueThreshold(64 << 10).
-		WithCompression(options.ZSTD).
-		WithZSTDCompressionLevel(1)
+		// Snappy, not zstd: most bytes in tables are snapshot blobs our
+		// objects layer already compressed with zstd, and compressing
+		// them again in every compaction took a fifth of a first index's
+		// CPU. Snappy gives up fast on incompressible blocks and still
+		// shrinks the JSON records.
+		WithCompression(options.Snappy)
 	if opts.InMemory {
 		bopts.Dir, bopts.ValueDir = "", ""
 	}
@@ -306,8 +311,11 @@ func (l slogLogger) logf(level slog.Level, format string, args ...any) {
 
 func (l slogLogger) Errorf(f string, a ...any)   { l.logf(slog.LevelError, f, a...) }
 func (l slogLogger) Warningf(f string, a ...any) { l.logf(slog.LevelWarn, f, a...) }
-func (l slogLogger) Infof(f string, a ...any)    { l.logf(slog.LevelInfo, f, a...) }
-func (l slogLogger) Debugf(f string, a ...any)   { l.logf(slog.LevelDebug, f, a...) }
+
+// Badger's info and debug lines (compactions, flushes) are noise for a
+// desktop daemon's log.
+func (l slogLogger) Infof(string, ...any)  {}
+func (l slogLogger) Debugf(string, ...any) {}
 
 func trimNewline(s string) string {
 	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
