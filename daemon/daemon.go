@@ -131,6 +131,9 @@ func (d *Daemon) Close() error {
 		c.Close()
 	}
 	d.wg.Wait()
+	// Abort the turns no connection waits for (promptAsync) and let them
+	// record what they did before the store closes.
+	d.sessions.Close()
 	terr := d.trackers.Close()
 	d.engine.Close()
 	err := errors.Join(terr, d.db.Close())

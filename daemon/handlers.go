@@ -10,6 +10,8 @@ import (
 
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/session"
+	"github.com/sessiond/sessiond/session/provider"
+	"github.com/sessiond/sessiond/session/tools"
 	"github.com/sessiond/sessiond/store"
 	"github.com/sessiond/sessiond/workspace"
 	"github.com/sessiond/sessiond/workspace/snapshot"
@@ -171,6 +173,26 @@ func (d *Daemon) routes() *rpc.Mux {
 		d.touch(c, p.SessionID)
 		return s.Upload(ctx, p)
 	})
+	// The agent.
+	handle(d, m, "session/prompt", func(ctx context.Context, c *rpc.Conn, p session.PromptParams) (session.MessageWithParts, error) {
+		d.touch(c, p.SessionID)
+		p.Asker = connAsker{c}
+		return s.Prompt(ctx, p)
+	})
+	handle(d, m, "session/promptAsync", func(ctx context.Context, c *rpc.Conn, p session.PromptParams) (session.PromptAsyncResult, error) {
+		d.touch(c, p.SessionID)
+		p.Asker = connAsker{c}
+		return s.PromptAsync(ctx, p)
+	})
+	handle(d, m, "session/abort", func(ctx context.Context, c *rpc.Conn, p session.AbortParams) (session.AbortResult, error) {
+		return s.Abort(ctx, p)
+	}, rpc.Unordered()) // must not wait behind the turn it stops
+	handle(d, m, "session/usage", func(ctx context.Context, c *rpc.Conn, p session.UsageParams) (session.UsageResult, error) {
+		return s.Usage(ctx, p)
+	}, rpc.Unordered())
+	handle(d, m, "session/todo", func(ctx context.Context, c *rpc.Conn, p session.TodoParams) ([]tools.Todo, error) {
+		return s.Todo(ctx, p)
+	}, rpc.Unordered())
 	handle(d, m, "session/output", func(ctx context.Context, c *rpc.Conn, p session.OutputParams) (session.OutputResult, error) {
 		return s.Output(ctx, p)
 	})
@@ -345,6 +367,9 @@ func toRPCError(err error) error {
 		pe *session.ParamError
 		ce *session.ClosedError
 		cf *session.ConflictError
+		ab *session.AbortedError
+		np *provider.NoProviderError
+		pv *provider.ProviderError
 	)
 	switch {
 	case errors.As(err, &re):
@@ -359,8 +384,35 @@ func toRPCError(err error) error {
 		return rpc.NewError(rpc.CodeBusy, "%s: wait for it to finish (session/status shows it) and try again", err.Error())
 	case errors.As(err, &cf):
 		return rpc.NewError(rpc.CodeConflict, "%s", cf.Error()).With("paths", cf.Paths)
+	case errors.As(err, &ab):
+		e := rpc.NewError(rpc.CodeAborted, "%s", ab.Error())
+		if ab.MessageID != "" {
+			e = e.With("messageID", ab.MessageID)
+		}
+		return e
+	case errors.As(err, &np):
+		e := rpc.NewError(rpc.CodeNoProvider, "%s", np.Error())
+		if !np.Ref.IsZero() {
+			e = e.With("model", np.Ref)
+		}
+		return e
+	case errors.As(err, &pv):
+		return rpc.NewError(rpc.CodeProviderError, "%s", err.Error()).
+			With("provider", pv.Provider).With("model", pv.Model).With("status", pv.Status).
+			With("providerMessage", pv.Message).With("retryable", pv.Retryable).With("attempts", pv.Attempts)
 	}
 	return err
+}
+
+// connAsker asks a connection's client for permission to run a tool.
+type connAsker struct{ c *rpc.Conn }
+
+func (a connAsker) AskPermission(ctx context.Context, req session.PermissionRequest) (string, error) {
+	var res session.PermissionResult
+	if err := a.c.Call(ctx, "session/requestPermission", req, &res); err != nil {
+		return "", err
+	}
+	return res.Outcome, nil
 }
 
 // watch starts watching the checkout of dir in the background: the first

@@ -50,6 +50,9 @@ type Service struct {
 	turns    turnLocks
 	inflight inflightSnapshots
 
+	// The agent runtime: prompt queues and running turns (prompt.go).
+	agent agentState
+
 	crashPoint string
 	crash      func()
 }
@@ -94,6 +97,9 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Session, error) {
 	}
 	if p.Model != nil && (p.Model.ProviderID == "" || p.Model.ModelID == "") {
 		return Session{}, paramErr("model", "model needs both providerID and modelID")
+	}
+	if _, err := parsePermission(p.Permission); err != nil {
+		return Session{}, paramErr("permission", "%v", err)
 	}
 	var parent *Session
 	if p.ParentID != "" {
@@ -488,7 +494,7 @@ func (s *Service) Children(ctx context.Context, id string) ([]Session, error) {
 func (s *Service) Status(ctx context.Context, id string) (map[string]Status, error) {
 	out := map[string]Status{}
 	if id == "" {
-		for _, sid := range s.turns.running() {
+		for _, sid := range append(s.turns.running(), s.agentSessions()...) {
 			if st, err := s.Status(ctx, sid); err == nil {
 				maps.Copy(out, st)
 			}
@@ -503,7 +509,9 @@ func (s *Service) Status(ctx context.Context, id string) (map[string]Status, err
 	if s.turns.busy(id) {
 		state = "busy"
 	}
-	out[id] = Status{State: state, MessageCount: ses.MessageCount, LastActive: ses.Time.Updated}
+	st := Status{State: state, MessageCount: ses.MessageCount, LastActive: ses.Time.Updated}
+	s.agentStatus(id, &st)
+	out[id] = st
 	return out, nil
 }
 

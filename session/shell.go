@@ -57,6 +57,7 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 	}
 	m.Parts = []Part{part}
 	if err := s.recordStart(ctx, &m); err != nil {
+		s.inflight.done(t.before)
 		t.release()
 		return MessageWithParts{}, err
 	}
@@ -65,8 +66,12 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 		Timeout: time.Duration(p.TimeoutMs) * time.Millisecond,
 	})
 	end := s.nowMs()
-	st := m.Parts[0].State
-	st.Time.End = end
+	// The running part was published, and a client's event may still be
+	// on its way out: update a copy, never what the event holds.
+	st := new(ToolState)
+	*st = *m.Parts[0].State
+	st.Time = &PartTime{Start: m.Parts[0].State.Time.Start, End: end}
+	m.Parts[0].State = st
 	st.Output = res.Output
 	meta := map[string]any{
 		"exitCode":   res.ExitCode,
@@ -190,6 +195,7 @@ func (s *Service) Upload(ctx context.Context, p UploadParams) (MessageWithParts,
 		Mime: mimeOf(rel), Metadata: map[string]any{"bytes": len(data)},
 	}}
 	if err := writeInRoot(root, rel, data); err != nil {
+		s.inflight.done(t.before) // no turn is recorded: the collector may free its snapshot
 		t.release()
 		return MessageWithParts{}, &ParamError{Field: "path", Msg: "cannot write " + rel, Err: err}
 	}

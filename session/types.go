@@ -50,6 +50,9 @@ type Session struct {
 	// Version counts the changes to this record, so a client can tell a
 	// stale copy from a fresh one.
 	Version int64 `json:"version"`
+
+	// UsageByModel splits Usage by model, "provider/model".
+	UsageByModel map[string]Usage `json:"usageByModel,omitempty"`
 }
 
 // SessionTime holds a session's timestamps (epoch ms).
