@@ -23,12 +23,13 @@ type Config struct {
 	// MaxFileSize is the largest file snapshots keep; larger ones are
 	// recorded as skipped and never touched by a revert. 0: 10 MiB.
 	MaxFileSize int64
-	// DiskBudget is the store size above which the daemon warns; 0: 2 GiB,
+	// DiskBudget caps what snapshots take in the store: over it, gc gives
+	// up the snapshots of archived sessions, oldest first. 0: 2 GiB,
 	// negative: no budget.
 	DiskBudget int64
 	// GCPin overrides how long the collector keeps a fresh capture nobody
-	// recorded yet (default 10 minutes); tests set it to 0. Negative: the
-	// default.
+	// recorded yet: 0 is the default (10 minutes), negative turns the pin
+	// off (tests of the collector).
 	GCPin time.Duration
 	// CrashPoint names a test-only point where the daemon kills itself
 	// (SESSIOND_TEST_CRASH_POINT), so tests can check recovery.

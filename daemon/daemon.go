@@ -74,8 +74,8 @@ func Open(ctx context.Context, cfg Config, mode string, logger *slog.Logger) (*D
 		lock.release()
 		return nil, fmt.Errorf("start snapshots: %w", err)
 	}
-	if cfg.GCPin >= 0 {
-		engine.SetPinPeriod(cfg.GCPin)
+	if cfg.GCPin != 0 {
+		engine.SetPinPeriod(cfg.GCPin) // negative: off
 	}
 	d := &Daemon{
 		cfg: cfg, log: logger, lock: lock, db: db, engine: engine,

@@ -21,7 +21,11 @@ type GCResult struct {
 	ValueLogRewrites int `json:"valueLogRewrites"`
 	// Store is the store's size on disk after the collection.
 	Store store.DiskUsage `json:"store"`
-	// BudgetBytes is the disk budget; OverBudget says the store exceeds it.
+	// SnapshotBytes is what the snapshot objects take in the store
+	// (compressed) after the collection: what the budget is held to.
+	SnapshotBytes int64 `json:"snapshotBytes"`
+	// BudgetBytes is the budget; OverBudget says the snapshots still
+	// exceed it after pruning.
 	BudgetBytes int64 `json:"budgetBytes"`
 	OverBudget  bool  `json:"overBudget"`
 	// Pruned lists the archived sessions whose snapshots were given up to
@@ -29,13 +33,23 @@ type GCResult struct {
 	Pruned []string `json:"pruned,omitempty"`
 }
 
+// snapshotBytes is what the stored snapshot objects take.
+func (d *Daemon) snapshotBytes(ctx context.Context) (int64, error) {
+	u, err := d.engine.Usage(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("measure snapshots: %w", err)
+	}
+	return u.BlobBytes + u.TreeBytes, nil
+}
+
 // prune gives up the snapshots of archived sessions, archived longest ago
-// first, until the collections after it freed what the store is over its
-// budget (deleted sessions' snapshots went in the first collection). The
-// disk itself shrinks later, as Badger compacts, so what is counted is
-// what the collector freed.
+// first, until the snapshots fit the budget (deleted sessions' snapshots
+// went in the first collection). The budget is held to what the objects
+// take, not to the files on disk: those shrink only later, as Badger
+// compacts, and measuring them would prune again and again for space
+// already freed.
 func (d *Daemon) prune(ctx context.Context, res *GCResult) error {
-	need := res.Store.Total() - res.BudgetBytes
+	need := res.SnapshotBytes - res.BudgetBytes
 	archived, err := d.sessions.ArchivedWithSnapshots(ctx)
 	if err != nil {
 		return err
@@ -60,16 +74,26 @@ func (d *Daemon) prune(ctx context.Context, res *GCResult) error {
 		}
 		freed += st.FreedBytes
 		res.Snapshots.FreedObjects += st.FreedObjects
+		res.Snapshots.FreedBlobs += st.FreedBlobs
+		res.Snapshots.FreedTrees += st.FreedTrees
 		res.Snapshots.FreedBytes += st.FreedBytes
+		if st.FreedBytes == 0 {
+			// Its snapshots are shared with live sessions or still pinned:
+			// releasing more of the same would free nothing either.
+			break
+		}
 	}
+	res.SnapshotBytes -= freed
 	if freed < need {
 		res.OverBudget = true
 		d.log.Warn("the store is over its disk budget even without the snapshots of archived sessions; delete old sessions or raise --disk-budget",
-			"bytes", res.Store.Total(), "budget", res.BudgetBytes)
+			"bytes", res.SnapshotBytes, "budget", res.BudgetBytes)
 	}
 	if len(res.Pruned) > 0 {
 		d.log.Info("gave up the snapshots of archived sessions to stay within the disk budget", "sessions", len(res.Pruned), "freedBytes", freed)
-		if _, err := d.db.RunValueLogGC(); err != nil {
+		n, err := d.db.RunValueLogGC()
+		res.ValueLogRewrites += n
+		if err != nil {
 			return fmt.Errorf("value-log GC: %w", err)
 		}
 	}
@@ -92,13 +116,16 @@ func (d *Daemon) collect(ctx context.Context) (GCResult, error) {
 	if res.ValueLogRewrites, err = d.db.RunValueLogGC(); err != nil {
 		return res, fmt.Errorf("value-log GC: %w", err)
 	}
-	if res.Store, err = d.db.DiskUsage(); err != nil {
-		return res, fmt.Errorf("measure store: %w", err)
+	if res.SnapshotBytes, err = d.snapshotBytes(ctx); err != nil {
+		return res, err
 	}
-	if res.BudgetBytes > 0 && res.Store.Total() > res.BudgetBytes {
+	if res.BudgetBytes > 0 && res.SnapshotBytes > res.BudgetBytes {
 		if err := d.prune(ctx, &res); err != nil {
 			return res, err
 		}
+	}
+	if res.Store, err = d.db.DiskUsage(); err != nil {
+		return res, fmt.Errorf("measure store: %w", err)
 	}
 	d.log.Info("gc done", "freedObjects", stats.FreedObjects, "freedBytes", stats.FreedBytes,
 		"vlogRewrites", res.ValueLogRewrites, "storeBytes", res.Store.Total(), "took", stats.Duration)

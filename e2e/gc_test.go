@@ -18,7 +18,7 @@ import (
 func TestGCFreesDeletedAndPrunesArchived(t *testing.T) {
 	s := newSandbox(t)
 	// A budget of one byte: every collection is over it.
-	s.serve("--idle-timeout", "0", "--disk-budget", "1", "--gc-pin", "0")
+	s.serve("--idle-timeout", "0", "--disk-budget", "1", "--gc-pin", "-1s")
 	c := s.dial()
 	ws := s.dir("ws")
 

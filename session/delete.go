@@ -41,6 +41,9 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 				}
 				return err
 			}
+			if cur != root.ID && s.turns.busy(cur) {
+				return ErrBusy // a child's turn would write after the purge
+			}
 			doomed = append(doomed, ses)
 			err := txn.Scan(store.PrefixSessionsByParent(cur), nil, false, true, func(key, _ []byte) (bool, error) {
 				queue = append(queue, store.LastComponent(key))

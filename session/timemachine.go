@@ -795,8 +795,9 @@ func (s *Service) ReleaseSnapshots(ctx context.Context, id string) error {
 		return ErrBusy
 	}
 	defer release()
-	return s.db.Update(ctx, func(txn *store.Txn) error {
-		var ses Session
+	var ses Session
+	err := s.db.Update(ctx, func(txn *store.Txn) error {
+		ses = Session{}
 		if err := getSession(txn, id, &ses); err != nil {
 			return err
 		}
@@ -847,6 +848,12 @@ func (s *Service) ReleaseSnapshots(ctx context.Context, id string) error {
 		}
 		ses.Revert, ses.SnapshotsReleased = nil, true
 		ses.Version++
+		ses.Time.Updated = max(s.nowMs(), ses.Time.Updated)
 		return txn.Set(store.KeySession(id), &ses)
 	})
+	if err != nil {
+		return err
+	}
+	s.publish(ses.ProjectID, ses.ID, "session.updated", map[string]any{"info": ses})
+	return nil
 }

@@ -55,12 +55,12 @@ func ScanObjectSizes(txn *Txn, fn func(kind ObjectKind, h Hash, size int64) (boo
 type DiskUsage struct {
 	// LSM is the sorted tables (.sst): keys and values under the value
 	// threshold. Deletes free it as compactions run.
-	LSM int64 `json:"lsm"`
+	LSM int64 `json:"lsmBytes"`
 	// ValueLog is the value log (.vlog): values over the threshold.
 	// Deletes free it only when value-log GC rewrites a file.
-	ValueLog int64 `json:"valueLog"`
+	ValueLog int64 `json:"valueLogBytes"`
 	// Other is memtable logs, the manifest and Badger's bookkeeping.
-	Other int64 `json:"other"`
+	Other int64 `json:"otherBytes"`
 }
 
 // Total is the whole footprint.

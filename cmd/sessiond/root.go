@@ -162,10 +162,10 @@ is not running; run it by hand to watch its log.`,
 	cmd.Flags().DurationVar(&idle, "idle-timeout", daemon.DefaultIdleTimeout, "exit after this long with no client (0 = never)")
 	cmd.Flags().Int64Var(&maxMsg, "max-message-size", rpc.DefaultMaxMessageBytes, "largest JSON-RPC message accepted, in bytes")
 	cmd.Flags().Int64Var(&maxFile, "max-file-size", 10<<20, "largest file kept in snapshots, in bytes; larger files are recorded as skipped and never reverted")
-	cmd.Flags().Int64Var(&budget, "disk-budget", 2<<30, "store size in bytes above which the daemon warns (-1: none)")
+	cmd.Flags().Int64Var(&budget, "disk-budget", 2<<30, "bytes snapshots may take; over it, gc gives up the snapshots of archived sessions, oldest first (-1: no budget)")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	// Tests of the collector need fresh captures to be collectable.
-	cmd.Flags().DurationVar(&gcPin, "gc-pin", -1, "how long gc keeps a fresh capture nobody recorded yet (default 10m)")
+	cmd.Flags().DurationVar(&gcPin, "gc-pin", 0, "how long gc keeps a fresh capture nobody recorded yet (0: 10m, negative: not at all)")
 	cmd.Flags().MarkHidden("gc-pin")
 	return cmd
 }

@@ -81,8 +81,10 @@ type GCStats struct {
 	FreedBlobs   int64 `json:"freedBlobs"`
 	FreedTrees   int64 `json:"freedTrees"`
 	FreedBytes   int64 `json:"freedBytes"`
-	// Duration is the wall time of the whole Collect.
-	Duration time.Duration `json:"duration"`
+	// Duration is the wall time of the whole Collect; DurationMs is the
+	// same in milliseconds, for the wire.
+	Duration   time.Duration `json:"-"`
+	DurationMs int64         `json:"durationMs"`
 }
 
 // StoreUsage counts the stored objects and their stored sizes.
@@ -323,6 +325,7 @@ func (e *Engine) Collect(ctx context.Context, live []ID) (GCStats, error) {
 	st.TreesWalked, st.Missing = m.walked, m.missing
 	if err != nil {
 		st.Duration = time.Since(start)
+		st.DurationMs = st.Duration.Milliseconds()
 		return st, fmt.Errorf("collect: mark: %w", err)
 	}
 
