@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sync"
 
@@ -77,8 +78,17 @@ func (h *hub) get(conn notifier) *watcher {
 	return h.watch[conn]
 }
 
-// Publish implements session.Publisher.
+// Publish implements session.Publisher. The change is encoded here, once
+// for every connection and before Publish returns, so the caller may go
+// on changing what it published (a part that keeps streaming) without a
+// sender seeing it half changed.
 func (h *hub) Publish(c session.Change) {
+	raw, err := json.Marshal(c.Properties)
+	if err != nil {
+		h.log.Error("cannot encode a change; dropping it", "type", c.Type, "err", err)
+		return
+	}
+	c.Properties = json.RawMessage(raw)
 	h.mu.Lock()
 	ws := make([]*watcher, 0, len(h.watch))
 	for _, w := range h.watch {

@@ -180,6 +180,12 @@ func (s *Service) Upload(ctx context.Context, p UploadParams) (MessageWithParts,
 	if err != nil {
 		return MessageWithParts{}, err
 	}
+	// Refuse a path through a symlink that leaves the workspace before the
+	// turn starts: starting it has effects (a reverted session's hidden
+	// messages move to a fork).
+	if err := reachableInRoot(root, rel); err != nil {
+		return MessageWithParts{}, &ParamError{Field: "path", Msg: "cannot write " + rel, Err: err}
+	}
 	t, err := s.beginTurn(ctx, p.SessionID)
 	if err != nil {
 		return MessageWithParts{}, err
@@ -242,6 +248,26 @@ func writeInRoot(root, rel string, data []byte) error {
 		}
 	}
 	return r.WriteFile(rel, data, 0o644)
+}
+
+// reachableInRoot checks that the deepest existing directory on rel's
+// path resolves inside root (a symlinked directory may point elsewhere).
+func reachableInRoot(root, rel string) error {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for dir := path.Dir(rel); dir != "."; dir = path.Dir(dir) {
+		_, err := r.Stat(dir)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 func mimeOf(p string) string {
