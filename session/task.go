@@ -1,0 +1,127 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sessiond/sessiond/session/tools"
+)
+
+// MaxTaskDepth is how deep the task tool may nest child sessions: a root
+// session's children are at depth 1, and a session at this depth cannot
+// start subtasks of its own.
+const MaxTaskDepth = 3
+
+// taskRunner runs the task tool's subtasks for one turn of a parent
+// session (tools.TaskRunner). Each subtask is a new child session that
+// gets the request's prompt as its first message and runs it as a prompt
+// turn, queued and recorded like any other: its events, messages,
+// snapshots and usage are its own.
+type taskRunner struct {
+	s      *Service
+	parent Session // the session whose turn calls task
+	// What the child inherits from the parent's turn: its model (no agent
+	// has a model of its own yet), reasoning effort, and the client that
+	// answers permission questions.
+	model   ModelRef
+	variant string
+	asker   PermissionAsker
+}
+
+// taskRunner binds a runner to the loop's session and turn.
+func (l *loop) taskRunner() tools.TaskRunner {
+	return &taskRunner{
+		s: l.s, parent: l.t.ses,
+		model:   ModelRef{ProviderID: l.j.res.Ref.ProviderID, ModelID: l.j.res.Ref.ModelID},
+		variant: l.j.p.Variant, asker: l.j.p.Asker,
+	}
+}
+
+// Run creates the child session, runs req.Prompt as its turn and returns
+// the child's final answer followed by "(session <id>)". Cancelling ctx
+// (the parent's turn is aborted) aborts the child's turn, waits until it
+// is recorded and returns ctx's error.
+func (r *taskRunner) Run(ctx context.Context, req tools.TaskRequest) (string, error) {
+	agent := cmpOr(req.Agent, tools.AgentBuild)
+	if !slices.Contains(tools.Agents(), agent) {
+		return "", fmt.Errorf("unknown agent %q; use one of %s", agent, strings.Join(tools.Agents(), ", "))
+	}
+	if strings.TrimSpace(req.Prompt) == "" {
+		return "", errors.New("the prompt is empty; say what the subtask is to do")
+	}
+	if depth := r.parent.Depth + 1; depth > MaxTaskDepth {
+		return "", fmt.Errorf("subtasks nest at most %d deep and this session is already at depth %d; do the work yourself with the other tools",
+			MaxTaskDepth, r.parent.Depth)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	model := r.model
+	child, err := r.s.Create(ctx, CreateParams{
+		Title:     req.Description,
+		Directory: r.parent.Directory,
+		ParentID:  r.parent.ID,
+		// The parent's rules bind the child: a subtask is no way around
+		// a deny.
+		Permission: r.parent.Permission,
+		Agent:      agent,
+		Model:      &model,
+		UserID:     r.parent.UserID,
+	})
+	if err != nil {
+		return "", fmt.Errorf("create the child session: %w", err)
+	}
+	j, err := r.s.enqueue(ctx, PromptParams{
+		SessionID: child.ID,
+		Parts:     []PromptPart{{Type: PartText, Text: req.Prompt}},
+		Variant:   r.variant,
+		Asker:     r.asker,
+	})
+	if err != nil {
+		// Nothing ran: the child would stay an empty session.
+		if derr := r.s.Delete(context.WithoutCancel(ctx), child.ID); derr != nil {
+			r.s.log.Warn("cannot delete a child session whose subtask did not start", "session", child.ID, "err", derr)
+		}
+		return "", fmt.Errorf("start the subtask: %w", err)
+	}
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		r.s.cancelJob(j, fmt.Errorf("the parent session's turn was aborted: %w", context.Cause(ctx)))
+		<-j.done
+		return "", fmt.Errorf("subtask session %s: %w", child.ID, ctx.Err())
+	}
+	if j.err != nil {
+		return "", fmt.Errorf("subtask session %s: %w", child.ID, j.err)
+	}
+	out := finalText(j.out)
+	if e := j.out.Info.Error; e != nil {
+		// The step limit ends a turn without an error for its prompt.
+		out = strings.TrimSpace(out + "\n\n(the subtask stopped early: " + e.Message + ")")
+	}
+	if out == "" {
+		out = "(the subtask finished without an answer)"
+	}
+	return out + "\n\n(session " + child.ID + ")", nil
+}
+
+// finalText is an assistant message's answer: the text of its last step
+// that has any.
+func finalText(m MessageWithParts) string {
+	var last, cur []string
+	for _, p := range m.Parts {
+		switch p.Type {
+		case PartStepStart:
+			cur = nil
+		case PartText:
+			if t := strings.TrimSpace(p.Text); t != "" {
+				cur = append(cur, t)
+				last = cur
+			}
+		}
+	}
+	return strings.Join(last, "\n\n")
+}
