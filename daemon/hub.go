@@ -83,12 +83,12 @@ func (h *hub) get(conn notifier) *watcher {
 // on changing what it published (a part that keeps streaming) without a
 // sender seeing it half changed.
 func (h *hub) Publish(c session.Change) {
-	raw, err := json.Marshal(c.Properties)
+	raw, err := json.Marshal(eventNotification{Type: c.Type, Properties: c.Properties})
 	if err != nil {
 		h.log.Error("cannot encode a change; dropping it", "type", c.Type, "err", err)
 		return
 	}
-	c.Properties = json.RawMessage(raw)
+	c.Properties = json.RawMessage(raw) // the whole session/event params
 	h.mu.Lock()
 	ws := make([]*watcher, 0, len(h.watch))
 	for _, w := range h.watch {
@@ -182,7 +182,7 @@ func (w *watcher) send() {
 		batch, w.queue = w.queue, batch[:0]
 		w.mu.Unlock()
 		for _, c := range batch {
-			err := w.conn.Notify(context.Background(), "session/event", eventNotification{Type: c.Type, Properties: c.Properties})
+			err := w.conn.Notify(context.Background(), "session/event", c.Properties)
 			if err != nil {
 				return // the connection is gone; remove() follows
 			}

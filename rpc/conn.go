@@ -169,6 +169,7 @@ func (c *Conn) Close() error {
 }
 
 // Notify sends a notification to the peer. It is safe for concurrent use.
+// params given as json.RawMessage are sent as they are, unchecked.
 func (c *Conn) Notify(ctx context.Context, method string, params any) error {
 	<-c.ready
 	return notify(ctx, c.jc, c.stream, method, params)
@@ -508,9 +509,26 @@ func notify(ctx context.Context, jc *jsonrpc2.Conn, s *Stream, method string, pa
 	if isClosed(jc.DisconnectNotify()) {
 		return fmt.Errorf("notify %s: %w", method, ErrClosed)
 	}
-	data, err := json.Marshal(notification{JSONRPC: "2.0", Method: method, Params: params})
-	if err != nil {
-		return fmt.Errorf("notify %s: encode params: %w", method, err)
+	var data []byte
+	if raw, ok := params.(json.RawMessage); ok {
+		// Already encoded (the daemon encodes each change once for all
+		// its connections): json.Marshal would validate and copy it all
+		// again, which for large params costs more than the rest.
+		m, err := json.Marshal(method)
+		if err != nil {
+			return fmt.Errorf("notify %s: encode method: %w", method, err)
+		}
+		data = make([]byte, 0, len(raw)+len(m)+40)
+		data = append(data, `{"jsonrpc":"2.0","method":`...)
+		data = append(data, m...)
+		data = append(data, `,"params":`...)
+		data = append(data, raw...)
+		data = append(data, '}')
+	} else {
+		var err error
+		if data, err = json.Marshal(notification{JSONRPC: "2.0", Method: method, Params: params}); err != nil {
+			return fmt.Errorf("notify %s: encode params: %w", method, err)
+		}
 	}
 	if err := s.writeFrame(data); err != nil {
 		_ = jc.Close()
