@@ -15,7 +15,7 @@ import (
 )
 
 func (a *app) sessionCmds() []*cobra.Command {
-	return append([]*cobra.Command{a.lsCmd(), a.newCmd(), a.showCmd(), a.renameCmd(), a.rmCmd(), a.statusCmd()}, a.timeMachineCmds()...)
+	return append(append([]*cobra.Command{a.lsCmd(), a.newCmd(), a.showCmd(), a.renameCmd(), a.rmCmd(), a.statusCmd()}, a.timeMachineCmds()...), a.agentCmds()...)
 }
 
 // withClient runs fn with a connected client.
