@@ -264,6 +264,7 @@ func (d *Daemon) routes() *rpc.Mux {
 	handle(d, m, "daemon/gc", func(ctx context.Context, c *rpc.Conn, _ struct{}) (GCResult, error) {
 		return d.collect(ctx)
 	}, rpc.Unordered())
+	d.contextRoutes(m)
 	return m
 }
 

@@ -189,6 +189,8 @@ type loop struct {
 	snap  snapshot.ID
 	usage provider.Usage
 	cost  float64
+	// fit keeps each request within the model's window (context.go).
+	fit contextFit
 }
 
 // stepResult is what one model call produced.
@@ -251,8 +253,15 @@ func (l *loop) open(typ string) int {
 }
 
 // delta publishes a streamed piece of a part without storing it.
+// delta announces text added to a streaming part. The event carries the
+// part without its text so far, only the delta: with the whole text each
+// event would grow with the turn and a long answer would cost the square
+// of its length to send. The part.updated that completes the part carries
+// the whole text.
 func (l *loop) delta(i int, d string) {
-	l.s.publish(l.t.ses.ProjectID, l.t.ses.ID, "part.updated", map[string]any{"part": clonePart(l.m.Parts[i]), "delta": d})
+	p := clonePart(l.m.Parts[i])
+	p.Text = ""
+	l.s.publish(l.t.ses.ProjectID, l.t.ses.ID, "part.updated", map[string]any{"part": p, "delta": d})
 }
 
 // run calls the model and the tools it asks for until the model stops.
@@ -277,6 +286,10 @@ func (l *loop) run(ctx context.Context, history []provider.Message) error {
 	for step := 1; ; step++ {
 		if step > maxSteps {
 			return &stepLimitError{steps: maxSteps}
+		}
+		var err error
+		if msgs, err = l.fitContext(ctx, req, msgs); err != nil {
+			return err
 		}
 		start := l.newPart(PartStepStart)
 		start.Snapshot = l.snap.String()

@@ -44,18 +44,28 @@ func (s *Service) conversation(ctx context.Context, ses Session, j *job) ([]prov
 	if err != nil {
 		return nil, err
 	}
-	var out []provider.Message
-	for _, m := range msgs {
-		switch m.Info.Role {
-		case RoleUser:
-			if c := userContent(m, j.root); len(c) > 0 {
-				out = append(out, provider.Message{Role: provider.RoleUser, Content: c})
-			}
-		case RoleAssistant:
-			out = append(out, assistantTurns(m, j.res.Ref.ProviderID)...)
-		}
+	// Only the messages from the latest context marker on (session/clear,
+	// compaction) are sent, after the marker's summary (context.go).
+	v := viewContext(msgs)
+	out := contextSummaryMessage(v.summary)
+	for _, m := range v.msgs {
+		out = append(out, renderMessage(m, j.root, j.res.Ref.ProviderID)...)
 	}
 	return out, nil
+}
+
+// renderMessage renders one stored message as the model sees it; other
+// roles than user and assistant render as nothing.
+func renderMessage(m MessageWithParts, root, providerID string) []provider.Message {
+	switch m.Info.Role {
+	case RoleUser:
+		if c := userContent(m, root); len(c) > 0 {
+			return []provider.Message{{Role: provider.RoleUser, Content: c}}
+		}
+	case RoleAssistant:
+		return assistantTurns(m, providerID)
+	}
+	return nil
 }
 
 // userContent renders a user message.

@@ -39,6 +39,13 @@ func TestPromptStreamsTextAndReasoning(t *testing.T) {
 				}
 				props := c.Properties.(map[string]any)
 				if _, streaming := props["delta"]; streaming {
+					// A delta event carries the delta only, not the text so
+					// far: that would grow with every delta of the turn.
+					if p := props["part"].(Part); p.Text != "" {
+						mu.Lock()
+						problems = append(problems, "delta event carries the whole text: "+p.Text)
+						mu.Unlock()
+					}
 					return
 				}
 				p := props["part"].(Part)
