@@ -265,6 +265,7 @@ func (d *Daemon) routes() *rpc.Mux {
 		return d.collect(ctx)
 	}, rpc.Unordered())
 	d.contextRoutes(m)
+	d.commandRoutes(m)
 	return m
 }
 
