@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -143,17 +144,62 @@ func checkAction(where, action string) error {
 	return fmt.Errorf("permission.%s is %q: use \"allow\", \"ask\" or \"deny\"", where, action)
 }
 
-// decide returns the action for a call of tool on subject; no rule means
-// allow.
-func (r permissionRules) decide(tool, subject string) string {
+// match returns the action of the first of r's rules that matches a call
+// of tool on subject.
+func (r permissionRules) match(tool, subject string) (string, bool) {
 	for _, name := range []string{tool, "*"} {
 		for _, pr := range r[name] {
 			if wildcard(pr.pattern, subject) {
-				return pr.action
+				return pr.action, true
 			}
 		}
 	}
+	return "", false
+}
+
+// permissionLayers are rule sets in order of precedence: the session's
+// own (session/create {permission}), then the user's config file, then the
+// project's .sessiond/config.json. The first set with a matching rule
+// decides, so a session can loosen or tighten anything, and a cloned
+// repository's config can add rules but never override the user's.
+type permissionLayers []permissionRules
+
+// decide returns the action for a call of tool on subject; no rule means
+// allow.
+func (ls permissionLayers) decide(tool, subject string) string {
+	for _, r := range ls {
+		if action, ok := r.match(tool, subject); ok {
+			return action
+		}
+	}
 	return PermissionAllow
+}
+
+// configPermission reads the "permission" key of a config file, in the
+// same format as session/create {permission}. A missing file or key is no
+// rules.
+func configPermission(path string) (permissionRules, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var top struct {
+		Permission json.RawMessage `json:"permission"`
+	}
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	rules, err := parsePermission(top.Permission)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return rules, nil
 }
 
 // wildcard matches s against a pattern where * is any run of characters

@@ -173,7 +173,7 @@ type job struct {
 	effort  provider.Effort
 	res     provider.Resolved
 	toolset []tools.Tool
-	rules   permissionRules
+	rules   permissionLayers
 	files   []string // workspace-relative paths of the file parts, in order
 
 	userID, asstID string
@@ -450,9 +450,11 @@ func (s *Service) preparePrompt(ctx context.Context, p PromptParams) (*job, erro
 	if j.effort, err = provider.ParseEffort(p.Variant); err != nil {
 		return nil, paramErr("variant", "%v", err)
 	}
-	if j.rules, err = parsePermission(ses.Permission); err != nil {
+	own, err := parsePermission(ses.Permission)
+	if err != nil {
 		return nil, paramErr("permission", "the session's permission rules are invalid: %v; fix them with a new session", err)
 	}
+	j.rules = permissionLayers{own}
 
 	var ref provider.ModelRef
 	switch {
@@ -478,6 +480,15 @@ func (s *Service) preparePrompt(ctx context.Context, p PromptParams) (*job, erro
 	}
 	if j.res, err = reg.Resolve(ref); err != nil {
 		return nil, err
+	}
+	if cfg := reg.Config(); cfg != nil {
+		for _, path := range []string{cfg.UserPath, cfg.ProjectPath} {
+			rules, err := configPermission(path)
+			if err != nil {
+				return nil, paramErr("permission", "the permission rules in a config file are invalid: %v; fix the file", err)
+			}
+			j.rules = append(j.rules, rules)
+		}
 	}
 	return j, nil
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -789,5 +791,47 @@ func TestPromptToolCallsDecideTheLoop(t *testing.T) {
 	}
 	if body := string(srv.Requests()[1].Body); !strings.Contains(body, "not valid JSON") || !strings.Contains(body, "u1") {
 		t.Errorf("the errors did not reach the model: %s", body)
+	}
+}
+
+// TestPromptPermissionsFromConfig: rules also come from the user's config
+// file and the project's .sessiond/config.json. The session's own rules
+// win, then the user's, then the project's: a cloned repository can add
+// rules but not loosen the user's.
+func TestPromptPermissionsFromConfig(t *testing.T) {
+	t.Parallel()
+	srv := pt.NewOpenAI(t,
+		pt.Reply(pt.Tool("b1", "bash", `{"command":"touch b.txt"}`), pt.Tool("w1", "write", `{"path":"a.txt","content":"a"}`), pt.Finish("tool_calls")),
+		pt.Reply(pt.Text("ok"), pt.Finish("stop")),
+		pt.Reply(pt.Tool("b2", "bash", `{"command":"touch c.txt"}`), pt.Finish("tool_calls")),
+		pt.Reply(pt.Text("ok"), pt.Finish("stop")),
+	)
+	f := newAgentFixture(t, configLoader(t, map[string]any{
+		"model": "fake/gpt-4o-mini",
+		"providers": map[string]any{"fake": map[string]any{
+			"type": provider.TypeOpenAI, "baseURL": srv.URL, "apiKey": pt.APIKey,
+		}},
+		"permission": map[string]any{"bash": "deny"},
+	}))
+	if err := os.MkdirAll(filepath.Join(f.dir, ".sessiond"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	project := `{"permission": {"bash": "allow", "write": "deny"}}`
+	if err := os.WriteFile(filepath.Join(f.dir, ".sessiond", "config.json"), []byte(project), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ses := f.create(CreateParams{})
+	m := f.prompt(ses.ID, "go")
+	if got := partsOf(m)[1:3]; !slices.Equal(got, []string{"tool:bash:error", "tool:write:error"}) {
+		t.Fatalf("parts = %v; want bash denied by the user's config (over the project's allow) and write by the project's", partsOf(m))
+	}
+	if f.read("b.txt")[0] != '<' || f.read("a.txt")[0] != '<' {
+		t.Error("a denied tool ran")
+	}
+	// The session's own rules come first.
+	ses = f.create(CreateParams{Permission: json.RawMessage(`{"bash":"allow"}`)})
+	m = f.prompt(ses.ID, "go")
+	if st := m.Parts[1].State; st.Status != ToolCompleted || strings.HasPrefix(f.read("c.txt"), "<") {
+		t.Errorf("bash allowed by the session's rules = %+v", st)
 	}
 }
