@@ -15,7 +15,7 @@ import (
 )
 
 func (a *app) sessionCmds() []*cobra.Command {
-	return append(append([]*cobra.Command{a.lsCmd(), a.newCmd(), a.showCmd(), a.renameCmd(), a.rmCmd(), a.statusCmd()}, a.timeMachineCmds()...), a.agentCmds()...)
+	return append(append([]*cobra.Command{a.lsCmd(), a.newCmd(), a.showCmd(), a.renameCmd(), a.rmCmd(), a.statusCmd()}, a.timeMachineCmds()...), append(a.agentCmds(), a.commandCmds()...)...)
 }
 
 // withClient runs fn with a connected client.
