@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"os"
@@ -373,37 +372,11 @@ func (s *Service) summaryRequest(ctx context.Context, res provider.Resolved, pre
 		Messages:  []provider.Message{{Role: provider.RoleUser, Content: []provider.Content{provider.Text{Text: b.String()}}}},
 		MaxTokens: summaryMaxTokens,
 	}
-	var usage provider.Usage
-	st, err := provider.StreamWithRetry(ctx, res.Provider, req, s.agent.retry, nil)
-	if err != nil {
-		return "", usage, err
-	}
-	defer st.Close()
-	var done, partial strings.Builder
-	for {
-		ev, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return "", usage, err
-		}
-		switch ev := ev.(type) {
-		case provider.TextDelta:
-			partial.WriteString(ev.Text)
-		case provider.TextDone:
-			done.WriteString(ev.Text)
-			partial.Reset()
-		case provider.Usage:
-			usage = ev
-		}
-	}
-	done.WriteString(partial.String())
-	text := strings.TrimSpace(done.String())
-	if text == "" {
+	text, usage, err := s.summaryCall(ctx, res, req, nil)
+	if errors.Is(err, errEmptySummary) {
 		return "", usage, &provider.ProviderError{Provider: res.Ref.ProviderID, Model: res.Ref.ModelID, Message: "the model answered the summary request with no text"}
 	}
-	return text, usage, nil
+	return text, usage, err
 }
 
 // transcript renders a message for the summary model: its text, the
