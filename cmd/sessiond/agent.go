@@ -192,19 +192,7 @@ func (a *app) runPrompt(ctx context.Context, sessionArg string, words []string, 
 	v.quiet = a.json
 	asker := &permAsker{v: v, in: a.stdin, tty: !fromStdin && isTerminal(a.stdin)}
 
-	opts := rpc.ClientOptions{
-		OnNotify: v.notify,
-		OnCall: func(ctx context.Context, method string, params json.RawMessage) (any, error) {
-			if method != "session/requestPermission" {
-				return nil, rpc.NewError(rpc.CodeMethodNotFound, "sessiond prompt answers session/requestPermission only, not %q", method).With("method", method)
-			}
-			var req session.PermissionRequest
-			if err := json.Unmarshal(params, &req); err != nil {
-				return nil, rpc.NewError(rpc.CodeInvalidParams, "session/requestPermission: %v", err)
-			}
-			return session.PermissionResult{Outcome: asker.ask(ctx, req)}, nil
-		},
-	}
+	opts := rpc.ClientOptions{OnNotify: v.notify, OnCall: asker.onCall("prompt")}
 	// The client closes when the context it was dialled with ends; it
 	// must outlive ^C to abort the turn and hear that it stopped.
 	c, err := a.connectWith(context.WithoutCancel(ctx), opts)
@@ -1051,4 +1039,19 @@ func table(rows [][]string) []string {
 		out[j] = b.String()
 	}
 	return out
+}
+
+// onCall answers the daemon's session/requestPermission requests with
+// asker; verb names the command in the error for any other request.
+func (a *permAsker) onCall(verb string) func(ctx context.Context, method string, params json.RawMessage) (any, error) {
+	return func(ctx context.Context, method string, params json.RawMessage) (any, error) {
+		if method != "session/requestPermission" {
+			return nil, rpc.NewError(rpc.CodeMethodNotFound, "sessiond %s answers session/requestPermission only, not %q", verb, method).With("method", method)
+		}
+		var req session.PermissionRequest
+		if err := json.Unmarshal(params, &req); err != nil {
+			return nil, rpc.NewError(rpc.CodeInvalidParams, "session/requestPermission: %v", err)
+		}
+		return session.PermissionResult{Outcome: a.ask(ctx, req)}, nil
+	}
 }

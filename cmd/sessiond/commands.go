@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -203,18 +202,7 @@ func (a *app) runInit(ctx context.Context, sessionArg string, p session.InitPara
 	v := newStreamView(a.stdout, a.stderr)
 	v.quiet, v.done = true, true
 	asker := &permAsker{v: v, in: a.stdin, tty: isTerminal(a.stdin)}
-	opts := rpc.ClientOptions{
-		OnCall: func(ctx context.Context, method string, params json.RawMessage) (any, error) {
-			if method != "session/requestPermission" {
-				return nil, rpc.NewError(rpc.CodeMethodNotFound, "sessiond init answers session/requestPermission only, not %q", method).With("method", method)
-			}
-			var req session.PermissionRequest
-			if err := json.Unmarshal(params, &req); err != nil {
-				return nil, rpc.NewError(rpc.CodeInvalidParams, "session/requestPermission: %v", err)
-			}
-			return session.PermissionResult{Outcome: asker.ask(ctx, req)}, nil
-		},
-	}
+	opts := rpc.ClientOptions{OnCall: asker.onCall("init")}
 	// The client closes when the context it was dialled with ends; it
 	// must outlive ^C for the $/cancelRequest to reach the daemon.
 	c, err := a.connectWith(context.WithoutCancel(ctx), opts)
