@@ -946,7 +946,7 @@ func (s *Service) summaryCall(ctx context.Context, res provider.Resolved, req pr
 	}
 	text := strings.TrimSpace(strings.Join(done, "\n"))
 	if text == "" {
-		return "", usage, errEmptySummary
+		return "", usage, &provider.ProviderError{Provider: res.Ref.ProviderID, Model: res.Ref.ModelID, Message: "the model answered the summary request with no text", Err: errEmptySummary}
 	}
 	return text, usage, nil
 }

@@ -372,11 +372,7 @@ func (s *Service) summaryRequest(ctx context.Context, res provider.Resolved, pre
 		Messages:  []provider.Message{{Role: provider.RoleUser, Content: []provider.Content{provider.Text{Text: b.String()}}}},
 		MaxTokens: summaryMaxTokens,
 	}
-	text, usage, err := s.summaryCall(ctx, res, req, nil)
-	if errors.Is(err, errEmptySummary) {
-		return "", usage, &provider.ProviderError{Provider: res.Ref.ProviderID, Model: res.Ref.ModelID, Message: "the model answered the summary request with no text"}
-	}
-	return text, usage, err
+	return s.summaryCall(ctx, res, req, nil)
 }
 
 // transcript renders a message for the summary model: its text, the
