@@ -59,3 +59,23 @@ func TestAgentTaskRunsChildSession(t *testing.T) {
 		t.Errorf("child's diff = %s; want notes.txt", mustJSON(diff))
 	}
 }
+
+// A client that cannot answer permission requests (it has no handler for
+// them) gets the call rejected, with the reason in the tool result, and
+// nothing written.
+func TestAgentPermissionRefusedWithoutAnAnswer(t *testing.T) {
+	w, _ := agSetup(t, provider.TypeOpenAI, "gpt-4o-mini",
+		pt.Reply(pt.Tool("w1", "write", `{"path":"a.txt","content":"a"}`), pt.Finish("tool_calls")),
+		pt.Reply(pt.Text("ok"), pt.Finish("stop")),
+	)
+	ses := w.session(session.CreateParams{Permission: []byte(`{"write":"ask"}`)})
+	var m session.MessageWithParts
+	w.c.call("session/prompt", textPrompt(ses.ID, "go"), &m)
+	if len(m.Parts) < 2 || m.Parts[1].Tool != "write" || m.Parts[1].State.Status != "error" || m.Parts[1].State.Error == "" {
+		t.Fatalf("write part = %s; want a rejected call with the reason", mustJSON(m.Parts))
+	}
+	if got := w.read("a.txt"); !strings.HasPrefix(got, "<") {
+		t.Errorf("a.txt = %q; the rejected write ran", got)
+	}
+	t.Logf("reason given: %s", m.Parts[1].State.Error)
+}
