@@ -269,6 +269,25 @@ func (s *Service) Abort(ctx context.Context, p AbortParams) (AbortResult, error)
 			res.Aborted, res.MessageID = true, ae.MessageID
 		}
 	}
+	if cur == nil {
+		// No prompt turn: a shell command may be running, or about to
+		// (its turn is held while the files are captured before it).
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			if id, ok := s.shells.abort(p.SessionID); ok {
+				res.Aborted, res.MessageID = true, id
+				break
+			}
+			if !s.turns.busy(p.SessionID) || time.Now().After(deadline) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return res, ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
 	s.publishStatus(p.SessionID)
 	return res, nil
 }

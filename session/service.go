@@ -49,6 +49,7 @@ type Service struct {
 	objects  *store.Objects
 	turns    turnLocks
 	inflight inflightSnapshots
+	shells   runningShells
 
 	// The agent runtime: prompt queues and running turns (prompt.go).
 	agent agentState

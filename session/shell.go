@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sessiond/sessiond/session/shellrun"
@@ -61,10 +62,16 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 		t.release()
 		return MessageWithParts{}, err
 	}
-	res, runErr := shellrun.Run(ctx, shellrun.Options{
+	// session/abort stops the command as it stops a prompt's turn.
+	runCtx, cancel := context.WithCancelCause(ctx)
+	s.shells.set(t.ses.ID, m.Info.ID, cancel)
+	res, runErr := shellrun.Run(runCtx, shellrun.Options{
 		Dir: t.ses.Directory, Command: p.Command,
 		Timeout: time.Duration(p.TimeoutMs) * time.Millisecond,
 	})
+	s.shells.clear(t.ses.ID)
+	aborted := errors.Is(context.Cause(runCtx), errAbortRequested)
+	cancel(nil)
 	end := s.nowMs()
 	// The running part was published, and a client's event may still be
 	// on its way out: update a copy, never what the event holds.
@@ -86,6 +93,9 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 		meta["timedOut"] = true
 	case res.Aborted:
 		st.Status, st.Error = "error", "aborted"
+		if aborted {
+			st.Error = "aborted by session/abort; the command and its children were killed"
+		}
 		meta["aborted"] = true
 	case res.ExitCode != 0:
 		st.Status, st.Error = "error", fmt.Sprintf("exit status %d", res.ExitCode)
@@ -275,4 +285,42 @@ func mimeOf(p string) string {
 		return t
 	}
 	return "application/octet-stream"
+}
+
+// runningShells lets session/abort stop a session's running shell turn.
+type runningShells struct {
+	mu sync.Mutex
+	m  map[string]runningShell
+}
+
+type runningShell struct {
+	messageID string
+	cancel    context.CancelCauseFunc
+}
+
+func (r *runningShells) set(sessionID, messageID string, cancel context.CancelCauseFunc) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]runningShell{}
+	}
+	r.m[sessionID] = runningShell{messageID: messageID, cancel: cancel}
+}
+
+func (r *runningShells) clear(sessionID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, sessionID)
+}
+
+// abort cancels the session's running shell command, if any, and returns
+// its message ID.
+func (r *runningShells) abort(sessionID string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sh, ok := r.m[sessionID]
+	if ok {
+		sh.cancel(errAbortRequested)
+	}
+	return sh.messageID, ok
 }
