@@ -177,6 +177,10 @@ func (s *Service) Upload(ctx context.Context, p UploadParams) (MessageWithParts,
 	if p.Path == "" {
 		return MessageWithParts{}, paramErr("path", "path is required")
 	}
+	if s.engine != nil && int64(len(data)) > s.engine.MaxFileSize() {
+		// Snapshots skip it, so the upload could not be reverted.
+		return MessageWithParts{}, paramErr("content", "the file is %d bytes, over the %d-byte snapshot size cap, so the upload could not be reverted; upload a smaller file or restart the daemon with a larger serve --max-file-size", len(data), s.engine.MaxFileSize())
+	}
 	ses, err := s.Get(ctx, p.SessionID)
 	if err != nil {
 		return MessageWithParts{}, err

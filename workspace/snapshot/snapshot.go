@@ -154,6 +154,10 @@ func New(db *store.DB, opts Options) (*Engine, error) {
 	return e, nil
 }
 
+// MaxFileSize is the largest file a snapshot keeps; bigger ones are
+// recorded as skipped and never restored.
+func (e *Engine) MaxFileSize() int64 { return e.maxSize }
+
 // Close releases the engine's codecs. Calls in flight must have returned.
 func (e *Engine) Close() error {
 	e.objs.Close()
