@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 )
 
 // Factory builds a Provider of one type from its resolved settings.
@@ -95,4 +96,39 @@ func (r *Registry) ModelInfo(ref ModelRef) ModelInfo {
 		m = mc.apply(m)
 	}
 	return m
+}
+
+// Prepared is what every implementation needs from Settings and
+// FactoryOptions before it builds its SDK client.
+type Prepared struct {
+	// Base is the settings' base URL, or the provider's default; URL is
+	// it parsed.
+	Base   string
+	URL    *url.URL
+	Client *http.Client
+	// Log is tagged with the provider's ID.
+	Log *slog.Logger
+}
+
+// Prepare checks s's base URL (def when unset; example shows a good one
+// in the error) and fills in the default client and logger, so that each
+// implementation validates its settings the same way.
+func Prepare(s Settings, opts FactoryOptions, def, example string) (Prepared, error) {
+	base := s.BaseURL
+	if base == "" {
+		base = def
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return Prepared{}, fmt.Errorf("base URL %q is not an absolute URL (for example %s)", base, example)
+	}
+	p := Prepared{Base: base, URL: u, Client: opts.HTTPClient, Log: opts.Logger}
+	if p.Client == nil {
+		p.Client = &http.Client{}
+	}
+	if p.Log == nil {
+		p.Log = slog.New(slog.DiscardHandler)
+	}
+	p.Log = p.Log.With("provider", s.ID)
+	return p, nil
 }

@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"strings"
 
 	sdk "github.com/anthropics/anthropic-sdk-go"
@@ -61,25 +59,14 @@ func Factory(s provider.Settings, opts provider.FactoryOptions) (provider.Provid
 // environment and profile defaults are not read: credentials come only
 // from s.
 func New(s provider.Settings, opts provider.FactoryOptions) (*Provider, error) {
-	if s.BaseURL == "" {
-		s.BaseURL = provider.AnthropicBaseURL
-	}
-	u, err := url.Parse(s.BaseURL)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("base URL %q is not an absolute URL (for example https://api.anthropic.com)", s.BaseURL)
-	}
-	client := opts.HTTPClient
-	if client == nil {
-		client = &http.Client{}
-	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	p, err := provider.Prepare(s, opts, provider.AnthropicBaseURL, "https://api.anthropic.com")
+	if err != nil {
+		return nil, err
 	}
 	ro := []option.RequestOption{
 		option.WithoutEnvironmentDefaults(),
-		option.WithBaseURL(s.BaseURL),
-		option.WithHTTPClient(client),
+		option.WithBaseURL(p.Base),
+		option.WithHTTPClient(p.Client),
 		option.WithMaxRetries(0),
 	}
 	if s.APIKey != "" {
@@ -89,7 +76,7 @@ func New(s provider.Settings, opts provider.FactoryOptions) (*Provider, error) {
 		ro = append(ro, option.WithHeader(k, v))
 	}
 	c := sdk.NewClient(ro...)
-	return &Provider{id: s.ID, svc: c.Messages, log: logger.With("provider", s.ID)}, nil
+	return &Provider{id: s.ID, svc: c.Messages, log: p.Log}, nil
 }
 
 // ID is the provider's configured name.

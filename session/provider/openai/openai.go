@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"strings"
 
 	oai "github.com/openai/openai-go/v3"
@@ -42,24 +40,13 @@ func Factory(s provider.Settings, opts provider.FactoryOptions) (provider.Provid
 // its environment defaults are not read: a key for api.openai.com must
 // never reach another server.
 func New(s provider.Settings, opts provider.FactoryOptions) (*Provider, error) {
-	if s.BaseURL == "" {
-		s.BaseURL = provider.OpenAIBaseURL
-	}
-	u, err := url.Parse(s.BaseURL)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("base URL %q is not an absolute URL (for example http://localhost:11434/v1)", s.BaseURL)
-	}
-	client := opts.HTTPClient
-	if client == nil {
-		client = &http.Client{}
-	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	p, err := provider.Prepare(s, opts, provider.OpenAIBaseURL, "http://localhost:11434/v1")
+	if err != nil {
+		return nil, err
 	}
 	ro := []option.RequestOption{
-		option.WithBaseURL(s.BaseURL),
-		option.WithHTTPClient(client),
+		option.WithBaseURL(p.Base),
+		option.WithHTTPClient(p.Client),
 		option.WithMaxRetries(0),
 	}
 	if s.APIKey != "" {
@@ -70,9 +57,9 @@ func New(s provider.Settings, opts provider.FactoryOptions) (*Provider, error) {
 	}
 	return &Provider{
 		id:       s.ID,
-		official: u.Host == "api.openai.com",
+		official: p.URL.Host == "api.openai.com",
 		svc:      oai.NewChatCompletionService(ro...),
-		log:      logger.With("provider", s.ID),
+		log:      p.Log,
 	}, nil
 }
 
