@@ -49,6 +49,7 @@ const (
 	stepSleep
 	stepHang
 	stepCut
+	stepWait
 )
 
 // Step is one thing a streamed response does.
@@ -62,6 +63,7 @@ type Step struct {
 	status  int
 	delay   time.Duration
 	message string
+	until   <-chan struct{}
 }
 
 // Usage is what a Tokens step reports, in the provider-neutral split of
@@ -109,6 +111,10 @@ func Sleep(d time.Duration) Step { return Step{kind: stepSleep, delay: d} }
 
 // Hang stops sending until the client goes away or the server closes.
 func Hang() Step { return Step{kind: stepHang} }
+
+// Wait pauses the stream until ch is closed: the test does something
+// while the model is answering, and then lets it go on.
+func Wait(ch <-chan struct{}) Step { return Step{kind: stepWait, until: ch} }
 
 // Cut drops the connection mid-stream, without ending the response.
 func Cut() Step { return Step{kind: stepCut} }

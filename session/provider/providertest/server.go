@@ -216,6 +216,14 @@ func (e *emitter) pause(st Step) bool {
 		case <-e.done:
 		}
 		return false
+	case stepWait:
+		select {
+		case <-st.until:
+			return true
+		case <-e.r.Context().Done():
+		case <-e.done:
+		}
+		return false
 	case stepHang:
 		select {
 		case <-e.r.Context().Done():
