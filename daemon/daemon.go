@@ -106,6 +106,10 @@ func Open(ctx context.Context, cfg Config, mode string, logger *slog.Logger) (*D
 		d.Close()
 		return nil, err
 	}
+	if err := d.sessions.ResumeTurns(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
 	d.mux = d.routes()
 	return d, nil
 }

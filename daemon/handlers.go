@@ -385,7 +385,11 @@ func toRPCError(err error) error {
 	case errors.Is(err, session.ErrBusy):
 		return rpc.NewError(rpc.CodeBusy, "%s: wait for it to finish (session/status shows it) and try again", err.Error())
 	case errors.As(err, &cf):
-		return rpc.NewError(rpc.CodeConflict, "%s", cf.Error()).With("paths", cf.Paths)
+		e := rpc.NewError(rpc.CodeConflict, "%s", cf.Error()).With("paths", cf.Paths)
+		if len(cf.Unattributed) > 0 {
+			e = e.With("unattributed", cf.Unattributed)
+		}
+		return e
 	case errors.As(err, &ab):
 		e := rpc.NewError(rpc.CodeAborted, "%s", ab.Error())
 		if ab.MessageID != "" {

@@ -61,20 +61,20 @@ func (s *Service) runTurn(j *job) (MessageWithParts, error) {
 		Agent: j.agent, Model: ref, Variant: j.p.Variant, ParentID: user.Info.ID,
 	}, Parts: []Part{}}
 
-	l := &loop{s: s, j: j, t: t, m: &asst, rec: rec, snap: t.before}
+	l := &loop{s: s, j: j, t: t, m: &asst, rec: rec}
 	turnErr := s.recordUser(rec, t, &user)
 	var history []provider.Message
 	if turnErr == nil {
 		history, turnErr = s.conversation(rec, t.ses, j)
 	}
 	if turnErr == nil {
-		turnErr = s.recordStart(rec, &asst)
+		turnErr = s.recordStart(rec, t, &asst)
 	}
 	if turnErr == nil {
 		turnErr = l.run(ctx, history)
 	}
 	result := l.finish(ctx, turnErr)
-	if err := s.endTurn(rec, t, &asst); err != nil {
+	if err := s.endTurn(rec, t, &asst, nil); err != nil {
 		return MessageWithParts{}, err
 	}
 	if result != nil {
@@ -184,9 +184,8 @@ type loop struct {
 	m   *MessageWithParts // the assistant message
 	rec context.Context   // for records: never cancelled
 	env *tools.Env
-	// snap is the latest snapshot of the files the turn knows: the turn's
-	// before, then each changing step's after.
-	snap  snapshot.ID
+	// step are the paths the running step's tools claim to have written.
+	step  claims
 	usage provider.Usage
 	cost  float64
 	// fit keeps each request within the model's window (context.go).
@@ -292,7 +291,8 @@ func (l *loop) run(ctx context.Context, history []provider.Message) error {
 			return err
 		}
 		start := l.newPart(PartStepStart)
-		start.Snapshot = l.snap.String()
+		start.Snapshot = l.t.snap.String()
+		l.step = claims{}
 		start.Time = &PartTime{Start: l.s.nowMs()}
 		l.add(start)
 
@@ -484,6 +484,18 @@ func (l *loop) runCall(ctx context.Context, i int) (provider.ToolResult, bool) {
 		}
 		meta["changed"] = res.Changed
 	}
+	l.step.claim(res.Changed...)
+	if res.Writes != nil {
+		var c claims
+		c.addTrace(l.t.tracker.Root(), res.Writes)
+		if written := c.list(); len(written) > 0 {
+			if meta == nil {
+				meta = map[string]any{}
+			}
+			meta["changed"] = written
+		}
+		l.step.merge(&c)
+	}
 	if len(res.Full) > 0 {
 		err := l.s.db.Update(l.rec, func(txn *store.Txn) error {
 			return txn.SetRaw(store.KeyOutput(l.t.ses.ID, p.ID), res.Full)
@@ -521,29 +533,22 @@ func (l *loop) runCall(ctx context.Context, i int) (provider.ToolResult, bool) {
 	return call, mutating
 }
 
-// endStep captures the files after a step whose tools may have changed
-// them, adds a patch part when they did, and stores the step-finish part
+// endStep settles what a step's tools claim to have written (a capture,
+// and the claimed changes overlaid on the turn's snapshot), adds a patch
+// part when they changed files, and stores the step-finish part
 // with the step's tokens and cost, the message's totals and the session's
 // usage in one transaction.
 func (l *loop) endStep(res stepResult, changing bool) error {
 	s := l.s
-	after := l.snap
 	var idx []int
 	if changing {
-		var err error
-		after, err = l.t.tracker.Capture(l.rec)
+		files, err := s.settle(l.rec, l.t, &l.step)
 		if err != nil {
-			return fmt.Errorf("capture the files after a step: %w", err)
-		}
-		s.inflight.add(after)
-		defer s.inflight.done(after)
-		files, err := s.changedFiles(l.rec, l.snap, after)
-		if err != nil {
-			return err
+			return fmt.Errorf("record the files a step changed: %w", err)
 		}
 		if len(files) > 0 {
 			p := l.newPart(PartPatch)
-			p.Files, p.Snapshot = files, after.String()
+			p.Files, p.Snapshot = files, l.t.snap.String()
 			l.m.Parts = append(l.m.Parts, p)
 			idx = append(idx, len(l.m.Parts)-1)
 		}
@@ -551,12 +556,11 @@ func (l *loop) endStep(res stepResult, changing bool) error {
 	cost := provider.Cost(l.j.res.Model, res.usage)
 	tok := tokensOf(res.usage)
 	fin := l.newPart(PartStepFinish)
-	fin.Snapshot, fin.Tokens, fin.Cost = after.String(), &tok, cost
+	fin.Snapshot, fin.Tokens, fin.Cost = l.t.snap.String(), &tok, cost
 	fin.Time = &PartTime{End: s.nowMs()}
 	fin.Metadata = map[string]any{"reason": string(res.finish)}
 	l.m.Parts = append(l.m.Parts, fin)
 	idx = append(idx, len(l.m.Parts)-1)
-	l.snap = after
 
 	l.usage = l.usage.Add(res.usage)
 	l.cost += cost

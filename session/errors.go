@@ -65,11 +65,23 @@ var ErrBusy = errors.New("session is running a turn")
 type ConflictError struct {
 	Op    string // "revert" or "unrevert"
 	Paths []string
+	// Unattributed are those of Paths that changed while a turn ran
+	// but that sessiond cannot tell the turn wrote (its writes could not
+	// be traced): the turn's or someone else's, no one knows.
+	Unattributed []string
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("%s would overwrite changes made outside the session to %d file(s): %s; pass force: true to overwrite them",
+	if len(e.Unattributed) == len(e.Paths) {
+		return fmt.Sprintf("%s would write %d file(s) that changed while a turn ran, but sessiond could not trace whether the turn or someone else changed them: %s; check them, and pass force: true to %s them too",
+			e.Op, len(e.Paths), strings.Join(e.Paths, ", "), e.Op)
+	}
+	msg := fmt.Sprintf("%s would overwrite changes made outside the session to %d file(s): %s; pass force: true to overwrite them",
 		e.Op, len(e.Paths), strings.Join(e.Paths, ", "))
+	if len(e.Unattributed) > 0 {
+		msg += fmt.Sprintf(" (of these, %s changed during a turn whose writes could not be traced)", strings.Join(e.Unattributed, ", "))
+	}
+	return msg
 }
 
 // ErrNoTimeMachine reports a file operation on a Service built without

@@ -222,7 +222,9 @@ func (s *Service) writeFactualAgents(ctx context.Context, sessionID, root string
 		return MessageWithParts{}, fmt.Errorf("write %s: %w", AgentsFile, err)
 	}
 	m.Info.Time.Completed = s.nowMs()
-	if err := s.endTurn(ctx, t, &m); err != nil {
+	var c claims
+	c.claim(AgentsFile)
+	if err := s.endTurn(ctx, t, &m, &c); err != nil {
 		return MessageWithParts{}, err
 	}
 	return m, nil

@@ -57,7 +57,7 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 		State: &ToolState{Status: "running", Input: input, Title: p.Command, Time: &PartTime{Start: now}},
 	}
 	m.Parts = []Part{part}
-	if err := s.recordStart(ctx, &m); err != nil {
+	if err := s.recordStart(ctx, t, &m); err != nil {
 		s.inflight.done(t.before)
 		t.release()
 		return MessageWithParts{}, err
@@ -67,7 +67,8 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 	s.shells.set(t.ses.ID, m.Info.ID, cancel)
 	res, runErr := shellrun.Run(runCtx, shellrun.Options{
 		Dir: t.ses.Directory, Command: p.Command,
-		Timeout: time.Duration(p.TimeoutMs) * time.Millisecond,
+		Timeout:     time.Duration(p.TimeoutMs) * time.Millisecond,
+		TraceWrites: true,
 	})
 	s.shells.clear(t.ses.ID)
 	aborted := errors.Is(context.Cause(runCtx), errAbortRequested)
@@ -119,7 +120,9 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 			s.log.Warn("cannot keep the whole shell output", "session", t.ses.ID, "err", err)
 		}
 	}
-	if err := s.endTurn(ctx, t, &m); err != nil {
+	var c claims
+	c.addTrace(t.tracker.Root(), res.Writes)
+	if err := s.endTurn(ctx, t, &m, &c); err != nil {
 		return MessageWithParts{}, err
 	}
 	return m, nil
@@ -220,7 +223,9 @@ func (s *Service) Upload(ctx context.Context, p UploadParams) (MessageWithParts,
 		return MessageWithParts{}, &ParamError{Field: "path", Msg: "cannot write " + rel, Err: err}
 	}
 	m.Info.Time.Completed = s.nowMs()
-	if err := s.endTurn(ctx, t, &m); err != nil {
+	var c claims
+	c.claim(rel)
+	if err := s.endTurn(ctx, t, &m, &c); err != nil {
 		return MessageWithParts{}, err
 	}
 	return m, nil

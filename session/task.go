@@ -29,6 +29,9 @@ type taskRunner struct {
 	model   ModelRef
 	variant string
 	asker   PermissionAsker
+	// claims are the parent step's: what a child's turn wrote, the
+	// parent's turn wrote through it.
+	claims *claims
 }
 
 // taskRunner binds a runner to the loop's session and turn.
@@ -37,6 +40,7 @@ func (l *loop) taskRunner() tools.TaskRunner {
 		s: l.s, parent: l.t.ses,
 		model:   ModelRef{ProviderID: l.j.res.Ref.ProviderID, ModelID: l.j.res.Ref.ModelID},
 		variant: l.j.p.Variant, asker: l.j.p.Asker,
+		claims: &l.step,
 	}
 }
 
@@ -92,8 +96,10 @@ func (r *taskRunner) Run(ctx context.Context, req tools.TaskRequest) (string, er
 	case <-ctx.Done():
 		r.s.cancelJob(j, fmt.Errorf("the parent session's turn was aborted: %w", context.Cause(ctx)))
 		<-j.done
+		r.s.claimTurn(context.WithoutCancel(ctx), r.claims, j.out.Info)
 		return "", fmt.Errorf("subtask session %s: %w", child.ID, ctx.Err())
 	}
+	r.s.claimTurn(ctx, r.claims, j.out.Info)
 	if j.err != nil {
 		return "", fmt.Errorf("subtask session %s: %w", child.ID, j.err)
 	}
@@ -124,4 +130,26 @@ func finalText(m MessageWithParts) string {
 		}
 	}
 	return strings.Join(last, "\n\n")
+}
+
+// claimTurn adds to c what a recorded turn m changed: the paths its own
+// snapshots differ in, and, when it has unattributed changes, that c
+// cannot be sure either.
+func (s *Service) claimTurn(ctx context.Context, c *claims, m Message) {
+	if m.Snapshot == nil || m.Snapshot.Before == "" || m.Snapshot.After == "" {
+		return
+	}
+	if len(m.Snapshot.Unattributed) > 0 {
+		c.untraced(m.Snapshot.UnattributedReason)
+	}
+	before, after, err := snapPair(m)
+	if err == nil {
+		var changed []string
+		if changed, err = s.engine.Changed(ctx, before, after); err == nil {
+			c.claim(changed...)
+			return
+		}
+	}
+	s.log.Warn("cannot read what a subtask changed; its changes count as unattributed", "message", m.ID, "err", err)
+	c.untraced("what a subtask changed could not be read")
 }

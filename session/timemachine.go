@@ -185,7 +185,11 @@ func (s *Service) Revert(ctx context.Context, p RevertParams) (Session, error) {
 		found = true
 	}
 	paths := map[string]bool{}
+	unowned := map[string]bool{} // changed while an untraced turn ran
 	for _, m := range undone {
+		for _, p := range m.Snapshot.Unattributed {
+			paths[p], unowned[p] = true, true
+		}
 		before, after, err := snapPair(m)
 		if err != nil {
 			return Session{}, err
@@ -222,7 +226,7 @@ func (s *Service) Revert(ctx context.Context, p RevertParams) (Session, error) {
 	if !found {
 		to = current // nothing to undo: keep as is
 	}
-	j, err := s.plan(ctx, &ses, "revert", tr.Root(), current, sortedKeys(paths), p.Force, to)
+	j, err := s.plan(ctx, &ses, "revert", tr.Root(), current, sortedKeys(paths), unowned, p.Force, to)
 	if err != nil {
 		return Session{}, err
 	}
@@ -254,7 +258,7 @@ func (s *Service) Unrevert(ctx context.Context, p UnrevertParams) (Session, erro
 	if err != nil {
 		return Session{}, err
 	}
-	j, err := s.plan(ctx, &ses, "unrevert", tr.Root(), current, ses.Revert.Files, p.Force, back)
+	j, err := s.plan(ctx, &ses, "unrevert", tr.Root(), current, ses.Revert.Files, nil, p.Force, back)
 	if err != nil {
 		return Session{}, err
 	}
@@ -287,8 +291,10 @@ func (s *Service) holdIdle(ctx context.Context, id string) (func(), Session, err
 // plan works out the file changes that make each path what it is in the
 // target snapshot, and refuses (unless force) when a path's current
 // content is not what the session last left there: someone else changed
-// it since.
-func (s *Service) plan(ctx context.Context, ses *Session, op, root string, current snapshot.ID, paths []string, force bool, target snapshot.ID) (*journal, error) {
+// it since. The paths in unowned changed while a turn ran that could not be
+// traced: they are not known to be the session's, so writing them is a
+// conflict too.
+func (s *Service) plan(ctx context.Context, ses *Session, op, root string, current snapshot.ID, paths []string, unowned map[string]bool, force bool, target snapshot.ID) (*journal, error) {
 	expected := map[string]snapshot.Entry{}
 	err := s.db.View(ctx, func(txn *store.Txn) error {
 		prefix := store.PrefixExpected(ses.ID)
@@ -313,7 +319,7 @@ func (s *Service) plan(ctx context.Context, ses *Session, op, root string, curre
 	if err != nil {
 		return nil, err
 	}
-	var conflicts []string
+	var conflicts, unattributed []string
 	for i, path := range paths {
 		cur, want := curs[i], wants[i]
 		if cur.Kind == store.EntrySkipped || want.Kind == store.EntrySkipped {
@@ -321,6 +327,9 @@ func (s *Service) plan(ctx context.Context, ses *Session, op, root string, curre
 		}
 		if exp, ok := expected[path]; ok && !sameEntry(cur, exp) {
 			conflicts = append(conflicts, path)
+		} else if unowned[path] && !sameEntry(cur, want) {
+			conflicts = append(conflicts, path)
+			unattributed = append(unattributed, path)
 		}
 		j.Expected[path] = want
 		if !sameEntry(cur, want) {
@@ -328,7 +337,7 @@ func (s *Service) plan(ctx context.Context, ses *Session, op, root string, curre
 		}
 	}
 	if len(conflicts) > 0 && !force {
-		return nil, &ConflictError{Op: op, Paths: conflicts}
+		return nil, &ConflictError{Op: op, Paths: conflicts, Unattributed: unattributed}
 	}
 	return j, nil
 }

@@ -140,6 +140,15 @@ type turn struct {
 	tracker *workspace.Tracker
 	before  snapshot.ID
 	release func()
+	// snap is the files as the turn's own writes left them: before, with
+	// each settled claim overlaid. held are the snapshots it made, kept
+	// from the collector until the turn is recorded.
+	snap snapshot.ID
+	held []snapshot.ID
+	// unattributed are paths that changed while something untraced ran;
+	// untracedWhy says what could not be traced.
+	unattributed map[string]bool
+	untracedWhy  string
 }
 
 // beginTurn waits for the session's turn, checks it is live, moves the
@@ -192,7 +201,7 @@ func (s *Service) startTurn(ctx context.Context, sessionID string) (*turn, error
 		return nil, err
 	}
 	s.inflight.add(before)
-	return &turn{ses: ses, tracker: tr, before: before}, nil
+	return &turn{ses: ses, tracker: tr, before: before, snap: before}, nil
 }
 
 // inflightSnapshots are snapshots captured for work in progress (a
@@ -231,10 +240,16 @@ func (f *inflightSnapshots) list() []snapshot.ID {
 }
 
 // recordStart stores the turn's message as it starts, so clients see it
-// while the turn runs.
-func (s *Service) recordStart(ctx context.Context, m *MessageWithParts) error {
+// while the turn runs, with the turn's before snapshot and a turn marker:
+// a daemon killed before the turn ends finishes its record at start
+// (ResumeTurns).
+func (s *Service) recordStart(ctx context.Context, t *turn, m *MessageWithParts) error {
+	m.Info.Snapshot = &SnapshotPair{Before: t.before.String()}
 	err := s.db.Update(ctx, func(txn *store.Txn) error {
 		if err := txn.Set(store.KeyMessage(m.Info.SessionID, m.Info.ID), &m.Info); err != nil {
+			return err
+		}
+		if err := txn.Set(store.KeyTurn(m.Info.SessionID), turnMarker{MessageID: m.Info.ID}); err != nil {
 			return err
 		}
 		for i := range m.Parts {
@@ -262,24 +277,36 @@ func (s *Service) publishMessage(ctx context.Context, m *MessageWithParts) {
 	}
 }
 
-// endTurn captures the files after the turn, records the snapshot pair on
-// the message, adds a patch part listing the files the turn changed,
-// remembers what the session left at each changed path (the reference a
-// later revert checks for outside edits), and stores the message, its parts
-// and the session's new summary in one transaction. It releases the turn.
-func (s *Service) endTurn(ctx context.Context, t *turn, m *MessageWithParts) error {
+// endTurn records the turn's snapshot pair on the message (before, and
+// after: what the turn's settled claims left), adds a patch part listing
+// the files the turn changed, remembers what the session left at each
+// changed path (the reference a later revert checks for outside edits),
+// and stores the message, its parts and the session's new summary in one
+// transaction. It releases the turn. c, when not nil, are the turn's
+// claims not settled yet (a shell command's trace, an upload's path);
+// the agent loop settles each step's as it goes and passes nil.
+func (s *Service) endTurn(ctx context.Context, t *turn, m *MessageWithParts, c *claims) error {
 	defer t.release()
 	defer s.inflight.done(t.before)
+	defer func() {
+		for _, id := range t.held {
+			s.inflight.done(id)
+		}
+	}()
 	// The turn's own work is done; a client giving up now must not leave
 	// it half recorded.
 	ctx = context.WithoutCancel(ctx)
-	after, err := t.tracker.Capture(ctx)
-	if err != nil {
-		return err
+	if c != nil {
+		if _, err := s.settle(ctx, t, c); err != nil {
+			return fmt.Errorf("record the turn's files: %w", err)
+		}
 	}
-	s.inflight.add(after)
-	defer s.inflight.done(after)
+	after := t.snap
 	m.Info.Snapshot = &SnapshotPair{Before: t.before.String(), After: after.String()}
+	if len(t.unattributed) > 0 {
+		m.Info.Snapshot.Unattributed = sortedKeys(t.unattributed)
+		m.Info.Snapshot.UnattributedReason = t.untracedWhy
+	}
 	changed, err := s.engine.Changed(ctx, t.before, after)
 	if err != nil {
 		return fmt.Errorf("compare snapshots: %w", err)
@@ -330,6 +357,9 @@ func (s *Service) endTurn(ctx context.Context, t *turn, m *MessageWithParts) err
 			if err := txn.Set(store.KeyPart(ses.ID, m.Info.ID, m.Parts[i].ID), &m.Parts[i]); err != nil {
 				return err
 			}
+		}
+		if err := txn.Delete(store.KeyTurn(ses.ID)); err != nil {
+			return err
 		}
 		ses.MessageCount++
 		if summary != nil {

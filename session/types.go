@@ -154,7 +154,17 @@ type MessageError struct {
 // SnapshotPair names the workspace snapshots around a turn.
 type SnapshotPair struct {
 	Before string `json:"before,omitempty"`
-	After  string `json:"after,omitempty"`
+	// After is Before with the changes the turn can show it made: what
+	// its write tools named and what its traced commands wrote. A
+	// person's edit made while the turn ran is not in it.
+	After string `json:"after,omitempty"`
+	// Unattributed lists paths that changed while the turn ran but that
+	// sessiond cannot tell the turn wrote (a command ran where its writes
+	// could not be traced). They are not in After; a revert to before
+	// this turn lists them as a Conflict and writes them only with force.
+	Unattributed []string `json:"unattributed,omitempty"`
+	// UnattributedReason says why they could not be attributed.
+	UnattributedReason string `json:"unattributedReason,omitempty"`
 }
 
 // Part types.

@@ -22,6 +22,7 @@ package store
 //	purge/<sesID>                   a session delete whose data is still being removed
 //	sexp/<sesID>/<path>\0           what a session last left at path (time machine)
 //	jrnl/<sesID>                    a revert or unrevert being applied to the files
+//	turn/<sesID>                    the message of a turn that is running (finished at start if the daemon died)
 //	out/<sesID>/<prtID>             the whole output of a part whose inline output was cut
 //	obj/b/<hash>                    blob: codec byte, then content (hash: SHA-256 of the content, hex)
 //	obj/t/<hash>                    tree: binary entries (see EncodeTree); hash: SHA-256 of the value
@@ -207,6 +208,13 @@ func KeyJournal(sessionID string) []byte { return cat("jrnl/", sessionID) }
 
 // PrefixJournals covers every pending journal.
 func PrefixJournals() []byte { return []byte("jrnl/") }
+
+// KeyTurn marks a session's turn in progress: it names the message that
+// records it, so a daemon killed mid-turn finishes that record at start.
+func KeyTurn(sessionID string) []byte { return cat("turn/", sessionID) }
+
+// PrefixTurns covers every turn in progress.
+func PrefixTurns() []byte { return []byte("turn/") }
 
 // KeyOutput is the whole output of a shell or tool part whose inline
 // output was cut.

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sessiond/sessiond/session/shellrun/writetrace"
 )
 
 const (
@@ -70,6 +72,8 @@ type Options struct {
 	// for it: a Read that blocks outlives Run, and the goroutine ends when
 	// that Read returns.
 	Stdin io.Reader
+	// TraceWrites asks for Result.Writes.
+	TraceWrites bool
 }
 
 // Result is what a command did.
@@ -100,6 +104,9 @@ type Result struct {
 	Aborted bool
 	// Duration is the wall time from start until Run had all it would get.
 	Duration time.Duration
+	// Writes is what the command's process tree wrote, when
+	// Options.TraceWrites asked for it; nil otherwise.
+	Writes *writetrace.Report
 }
 
 // Run runs opts.Command and waits for it. A non-zero exit, a timeout and

@@ -47,9 +47,9 @@ type bashInput struct {
 	Description string `json:"description"`
 }
 
-// Run runs the command. It cannot know which files the command changed, so
-// Result.Changed is nil: the loop snapshots the workspace after every bash
-// call. On abort it returns what the command printed so far together with
+// Run runs the command with its writes traced: Result.Writes says which
+// files its processes asked to modify, so the turn claims those and not
+// what a person changed meanwhile. On abort it returns what the command printed so far together with
 // an error that wraps ctx.Err().
 func (t bashTool) Run(ctx context.Context, env *Env, input json.RawMessage) (Result, error) {
 	var in bashInput
@@ -84,12 +84,13 @@ func (t bashTool) Run(ctx context.Context, env *Env, input json.RawMessage) (Res
 	title = firstLine(title, 80)
 
 	res, err := shellrun.Run(ctx, shellrun.Options{
-		Dir:       dir,
-		Command:   in.Command,
-		Shell:     env.shell(),
-		Env:       env.ShellEnv,
-		Timeout:   timeout,
-		OutputCap: env.outputCap(),
+		Dir:         dir,
+		Command:     in.Command,
+		Shell:       env.shell(),
+		Env:         env.ShellEnv,
+		Timeout:     timeout,
+		OutputCap:   env.outputCap(),
+		TraceWrites: true,
 	})
 	if err != nil && !res.Aborted {
 		if ctx.Err() != nil {
@@ -136,7 +137,7 @@ func (t bashTool) Run(ctx context.Context, env *Env, input json.RawMessage) (Res
 		}
 		b.WriteString("\n(" + strings.Join(notes, "; ") + ")")
 	}
-	out := Result{Title: title, Output: b.String(), Metadata: meta, Full: res.Full}
+	out := Result{Title: title, Output: b.String(), Metadata: meta, Full: res.Full, Writes: res.Writes}
 	if res.Aborted {
 		cause := ctx.Err()
 		if cause == nil {

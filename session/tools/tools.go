@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/session/provider"
+	"github.com/sessiond/sessiond/session/shellrun/writetrace"
 )
 
 // Env is what a tool call may use: the workspace, the session's todo list
@@ -184,9 +185,11 @@ type Result struct {
 	Metadata map[string]any
 	// Changed lists the workspace-relative, slash-separated paths this call
 	// wrote, after following links (so a write through a link names the
-	// file it changed). nil for bash, which cannot know: the loop
-	// snapshots after every bash call anyway.
+	// file it changed). nil for bash, which reports Writes instead.
 	Changed []string
+	// Writes is what a command's process tree wrote (bash), when it ran;
+	// the loop claims those paths for the turn.
+	Writes *writetrace.Report
 	// Full is a command's whole output when Output holds only its head and
 	// tail (bash; up to shellrun.MaxFullOutput bytes), nil otherwise. The
 	// loop keeps it in the store and references it from the tool part.
