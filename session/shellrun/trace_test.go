@@ -33,6 +33,31 @@ func TestHelperProcess(t *testing.T) {
 		var params [120]byte
 		unix.Syscall(unix.SYS_IO_URING_SETUP, 4, uintptr(unsafe.Pointer(&params)), 0)
 		fmt.Println("asked for io_uring")
+	case "calls":
+		// Calls a shell does not make: openat2, and ones relative to a
+		// directory fd or on an fd alone.
+		must := func(err error) {
+			if err != nil {
+				fmt.Println("error:", err)
+				os.Exit(1)
+			}
+		}
+		fd, err := unix.Openat2(unix.AT_FDCWD, "r.txt", &unix.OpenHow{Flags: unix.O_RDONLY})
+		must(err)
+		unix.Close(fd)
+		fd, err = unix.Openat2(unix.AT_FDCWD, "w.txt", &unix.OpenHow{Flags: unix.O_WRONLY | unix.O_CREAT, Mode: 0o644})
+		must(err)
+		unix.Close(fd)
+		fd, err = unix.Open("m.txt", unix.O_RDONLY, 0)
+		must(err)
+		must(unix.Fchmod(fd, 0o600))
+		unix.Close(fd)
+		dir, err := unix.Open("sub", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		must(err)
+		must(unix.Renameat(dir, "a", dir, "b"))
+		must(unix.Mkdirat(dir, "d", 0o755))
+		must(unix.UtimesNanoAt(dir, "t.txt", nil, 0))
+		fmt.Println("made the calls")
 	case "nested":
 		// A traced Run inside a traced command.
 		dir, _ := os.Getwd()
@@ -235,6 +260,29 @@ func TestTraceBackgroundOutlivesRun(t *testing.T) {
 	}
 	if got := relative(t, dir, res.Writes.Writes); !slices.Equal(got, want) {
 		t.Errorf("Writes changed after Run returned: %+v", got)
+	}
+}
+
+// openat2's flags are read from its struct; calls relative to a directory
+// fd resolve against it, and fd-only calls name the file open there.
+func TestTraceCallsByFD(t *testing.T) {
+	t.Parallel()
+	needTracing(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := shell(dir, "mkdir sub && touch r.txt m.txt sub/a sub/t.txt"); err != nil {
+		t.Fatal(err)
+	}
+	res, got := traced(t, dir, fmt.Sprintf("%s=calls '%s' -test.run='^TestHelperProcess$'", helperEnv, exe))
+	if !strings.Contains(res.Output, "made the calls") {
+		t.Fatalf("the helper failed: %q", res.Output)
+	}
+	want := []writetrace.Write{{Path: "m.txt"}, {Path: "sub/a", Tree: true}, {Path: "sub/b", Tree: true}, {Path: "sub/d"}, {Path: "sub/t.txt"}, {Path: "w.txt"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("Writes = %+v\nwant     %+v", got, want)
 	}
 }
 
