@@ -16,6 +16,7 @@ import (
 	"github.com/sessiond/sessiond/daemon"
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/session"
+	"github.com/sessiond/sessiond/session/shellrun/writetrace"
 )
 
 func (a *app) statusCmd() *cobra.Command {
@@ -145,7 +146,18 @@ func (a *app) doctor(ctx context.Context) []check {
 				Fix:    "until then, snapshots of this workspace scan every file (slower, still exact)"})
 		}
 	}
-	return append(out, inotifyChecks()...)
+	out = append(out, inotifyChecks()...)
+	return append(out, writeTraceCheck(ctx))
+}
+
+// writeTraceCheck says whether the files a command writes can be told
+// from other edits here (package writetrace).
+func writeTraceCheck(ctx context.Context) check {
+	ok, detail := writetrace.Probe(ctx)
+	if !ok {
+		return check{Name: "write tracing", Status: "warn", Detail: "unavailable: " + detail}
+	}
+	return check{Name: "write tracing", Status: "ok", Detail: detail}
 }
 
 func checkDataDir(dir string) check {

@@ -8,6 +8,10 @@
 // store when it is over the inline cap. When the timeout passes or the
 // context ends, the whole group gets SIGTERM and, after a short grace,
 // SIGKILL; Run never waits on a process that keeps the output pipe open.
+//
+// With Options.TraceWrites the command starts through package writetrace,
+// and Result.Writes lists the files its process tree modified; the
+// process group, timeout, abort and output behave the same.
 package shellrun
 
 import (
@@ -72,7 +76,10 @@ type Options struct {
 	// for it: a Read that blocks outlives Run, and the goroutine ends when
 	// that Read returns.
 	Stdin io.Reader
-	// TraceWrites asks for Result.Writes.
+	// TraceWrites records which files the command's process tree
+	// modified, in Result.Writes (see package writetrace). Where tracing
+	// is unavailable the command runs all the same and the report says
+	// why.
 	TraceWrites bool
 }
 
@@ -104,8 +111,9 @@ type Result struct {
 	Aborted bool
 	// Duration is the wall time from start until Run had all it would get.
 	Duration time.Duration
-	// Writes is what the command's process tree wrote, when
-	// Options.TraceWrites asked for it; nil otherwise.
+	// Writes is what the command's process tree modified until Run
+	// returned; nil unless Options.TraceWrites. Processes left in the
+	// background keep running, untraced from then on.
 	Writes *writetrace.Report
 }
 
@@ -168,7 +176,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 
 	start := time.Now()
-	err = cmd.Start()
+	var trace *writetrace.Trace
+	if opts.TraceWrites {
+		trace, err = writetrace.Start(cmd)
+	} else {
+		err = cmd.Start()
+	}
 	pw.Close()
 	if stdinR != nil {
 		stdinR.Close()
@@ -240,6 +253,10 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	<-readDone
 	pr.Close()
+	if trace != nil {
+		rep := trace.Stop()
+		res.Writes = &rep
+	}
 	res.Duration = time.Since(start)
 	out.fill(&res)
 

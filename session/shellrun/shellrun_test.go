@@ -32,6 +32,9 @@ func run(t *testing.T, ctx context.Context, opts Options) Result {
 	if err != nil {
 		t.Fatalf("Run(%q): %v", opts.Command, err)
 	}
+	if (res.Writes != nil) != opts.TraceWrites {
+		t.Fatalf("Run(%q) with TraceWrites %v: Writes = %+v", opts.Command, opts.TraceWrites, res.Writes)
+	}
 	return res
 }
 
@@ -41,6 +44,7 @@ func TestRun(t *testing.T) {
 	tests := []struct {
 		name     string
 		opts     Options
+		stdin    string // Options.Stdin, a new reader for each run
 		want     string
 		wantCode int
 		wantSig  string
@@ -60,63 +64,82 @@ func TestRun(t *testing.T) {
 		{name: "env empty", opts: Options{Command: `echo "[$HOME]"`, Env: []string{}}, want: "[]\n"},
 		{name: "env nil inherits", opts: Options{Command: `echo "$PATH"`}, want: os.Getenv("PATH") + "\n"},
 		{name: "stdin nil is /dev/null", opts: Options{Command: "cat; echo end"}, want: "end\n"},
-		{name: "stdin reader", opts: Options{Command: "cat", Stdin: strings.NewReader("line one\nline two\n")}, want: "line one\nline two\n"},
-		{name: "stdin large", opts: Options{Command: "wc -c | tr -d ' '", Stdin: strings.NewReader(big)}, want: strconv.Itoa(len(big)) + "\n"},
-		{name: "stdin unread", opts: Options{Command: "echo skip", Stdin: strings.NewReader(big)}, want: "skip\n"},
+		{name: "stdin reader", opts: Options{Command: "cat"}, stdin: "line one\nline two\n", want: "line one\nline two\n"},
+		{name: "stdin large", opts: Options{Command: "wc -c | tr -d ' '"}, stdin: big, want: strconv.Itoa(len(big)) + "\n"},
+		{name: "stdin unread", opts: Options{Command: "echo skip"}, stdin: big, want: "skip\n"},
 		{name: "shell by name", opts: Options{Command: "echo named", Shell: "sh"}, want: "named\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			res := run(t, t.Context(), tt.opts)
-			if res.Output != tt.want {
-				t.Errorf("Output = %q, want %q", res.Output, tt.want)
-			}
-			if res.ExitCode != tt.wantCode {
-				t.Errorf("ExitCode = %d, want %d", res.ExitCode, tt.wantCode)
-			}
-			if res.Signal != tt.wantSig {
-				t.Errorf("Signal = %q, want %q", res.Signal, tt.wantSig)
-			}
-			if res.Bytes != int64(len(tt.want)) || res.Truncated || res.Full != nil {
-				t.Errorf("Bytes = %d, Truncated = %v, Full = %d bytes; want %d, false, nil",
-					res.Bytes, res.Truncated, len(res.Full), len(tt.want))
-			}
-			if res.TimedOut || res.Aborted {
-				t.Errorf("TimedOut = %v, Aborted = %v", res.TimedOut, res.Aborted)
-			}
-			if res.Duration <= 0 {
-				t.Errorf("Duration = %v", res.Duration)
-			}
+			eachTrace(t, func(t *testing.T, trace bool) {
+				opts := tt.opts
+				opts.TraceWrites = trace
+				if tt.stdin != "" {
+					opts.Stdin = strings.NewReader(tt.stdin)
+				}
+				checkRun(t, run(t, t.Context(), opts), tt.want, tt.wantCode, tt.wantSig)
+			})
 		})
+	}
+}
+
+// checkRun checks a command that ran to its end with output want.
+func checkRun(t *testing.T, res Result, want string, wantCode int, wantSig string) {
+	t.Helper()
+	if res.Output != want {
+		t.Errorf("Output = %q, want %q", res.Output, want)
+	}
+	if res.ExitCode != wantCode {
+		t.Errorf("ExitCode = %d, want %d", res.ExitCode, wantCode)
+	}
+	if res.Signal != wantSig {
+		t.Errorf("Signal = %q, want %q", res.Signal, wantSig)
+	}
+	if res.Bytes != int64(len(want)) || res.Truncated || res.Full != nil {
+		t.Errorf("Bytes = %d, Truncated = %v, Full = %d bytes; want %d, false, nil",
+			res.Bytes, res.Truncated, len(res.Full), len(want))
+	}
+	if res.TimedOut || res.Aborted {
+		t.Errorf("TimedOut = %v, Aborted = %v", res.TimedOut, res.Aborted)
+	}
+	if res.Duration <= 0 {
+		t.Errorf("Duration = %v", res.Duration)
+	}
+	if res.Writes != nil && (!res.Writes.Available || len(res.Writes.Writes) != 0) {
+		t.Errorf("Writes = %+v, want an available report with no writes", res.Writes)
 	}
 }
 
 func TestRunInDir(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "marker.txt"), []byte("here\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	res := run(t, t.Context(), Options{Dir: dir, Command: "pwd -P; cat marker.txt"})
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := real + "\nhere\n"; res.Output != want {
-		t.Errorf("Output = %q, want %q", res.Output, want)
-	}
+	eachTrace(t, func(t *testing.T, trace bool) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "marker.txt"), []byte("here\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res := run(t, t.Context(), Options{Dir: dir, Command: "pwd -P; cat marker.txt", TraceWrites: trace})
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := real + "\nhere\n"; res.Output != want {
+			t.Errorf("Output = %q, want %q", res.Output, want)
+		}
+	})
 }
 
 func TestDefaultShell(t *testing.T) {
 	t.Parallel()
-	res, err := Run(t.Context(), Options{Dir: t.TempDir(), Command: "echo default; exit 7"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Output != "default\n" || res.ExitCode != 7 {
-		t.Errorf("got %q, %d", res.Output, res.ExitCode)
-	}
+	eachTrace(t, func(t *testing.T, trace bool) {
+		res, err := Run(t.Context(), Options{Dir: t.TempDir(), Command: "echo default; exit 7", TraceWrites: trace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Output != "default\n" || res.ExitCode != 7 {
+			t.Errorf("got %q, %d", res.Output, res.ExitCode)
+		}
+	})
 }
 
 // checkElided checks that got is a head of want, the omitted line with the
@@ -165,28 +188,32 @@ func TestLargeOutput(t *testing.T) {
 	for _, limit := range []int{0, 4096, 4097} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
 			t.Parallel()
-			res := run(t, t.Context(), Options{Command: "seq 1 100000; exit 2", OutputCap: limit})
-			if limit == 0 {
-				limit = DefaultOutputCap
-			}
-			if res.ExitCode != 2 {
-				t.Errorf("ExitCode = %d", res.ExitCode)
-			}
-			if res.Bytes != int64(want.Len()) {
-				t.Errorf("Bytes = %d, want %d", res.Bytes, want.Len())
-			}
-			if !res.Truncated {
-				t.Error("not Truncated")
-			}
-			if !bytes.Equal(res.Full, want.Bytes()) {
-				t.Errorf("Full is %d bytes, not the output (%d bytes)", len(res.Full), want.Len())
-			}
-			if !strings.HasPrefix(res.Output, "1\n2\n3\n") || !strings.HasSuffix(res.Output, "99999\n100000\n") {
-				t.Errorf("Output does not have the head and tail: %.50q … %q", res.Output, res.Output[max(len(res.Output)-50, 0):])
-			}
-			checkElided(t, "Output", res.Output, want.Bytes(), limit)
+			eachTrace(t, func(t *testing.T, trace bool) { checkLargeOutput(t, &want, limit, trace) })
 		})
 	}
+}
+
+func checkLargeOutput(t *testing.T, want *bytes.Buffer, limit int, trace bool) {
+	res := run(t, t.Context(), Options{Command: "seq 1 100000; exit 2", OutputCap: limit, TraceWrites: trace})
+	if limit == 0 {
+		limit = DefaultOutputCap
+	}
+	if res.ExitCode != 2 {
+		t.Errorf("ExitCode = %d", res.ExitCode)
+	}
+	if res.Bytes != int64(want.Len()) {
+		t.Errorf("Bytes = %d, want %d", res.Bytes, want.Len())
+	}
+	if !res.Truncated {
+		t.Error("not Truncated")
+	}
+	if !bytes.Equal(res.Full, want.Bytes()) {
+		t.Errorf("Full is %d bytes, not the output (%d bytes)", len(res.Full), want.Len())
+	}
+	if !strings.HasPrefix(res.Output, "1\n2\n3\n") || !strings.HasSuffix(res.Output, "99999\n100000\n") {
+		t.Errorf("Output does not have the head and tail: %.50q … %q", res.Output, res.Output[max(len(res.Output)-50, 0):])
+	}
+	checkElided(t, "Output", res.Output, want.Bytes(), limit)
 }
 
 func TestOutputOverMaxFull(t *testing.T) {
@@ -255,6 +282,16 @@ func readPid(t *testing.T, path string) int {
 	return pid
 }
 
+// timeoutFor is a command timeout d that leaves a traced command time to
+// get going first: it starts through the shim, here the test binary,
+// which is slow to start under -race on a loaded machine.
+func timeoutFor(d time.Duration, trace bool) time.Duration {
+	if trace {
+		return d + 5*time.Second
+	}
+	return d
+}
+
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
 	for deadline := time.Now().Add(3 * time.Second); !gone(pid); {
@@ -268,65 +305,78 @@ func waitGone(t *testing.T, pid int) {
 func TestTimeoutKillsGroup(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name    string
-		child   string // a background command whose pid goes to the pid file
-		timeout time.Duration
-		within  time.Duration
+		name  string
+		child string // a background command whose pid goes to the pid file
 	}{
 		// Everything dies on SIGTERM: Run returns as soon as the group is
 		// empty, which can take up to the grace where init is slow to reap
 		// the orphaned child (zombies still count as group members).
-		{name: "term", child: "sleep 1000", timeout: 500 * time.Millisecond, within: 500*time.Millisecond + killGrace + drainDelay + 2*time.Second},
+		{name: "term", child: "sleep 1000"},
 		// The child ignores SIGTERM and holds the pipe: SIGKILL after the grace.
-		{name: "kill", child: "(trap '' TERM; exec sleep 1000)", timeout: 500 * time.Millisecond, within: 500*time.Millisecond + killGrace + drainDelay + 2*time.Second},
+		{name: "kill", child: "(trap '' TERM; exec sleep 1000)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
-			pidFile := filepath.Join(dir, "pid")
-			start := time.Now()
-			res := run(t, t.Context(), Options{
-				Dir:     dir,
-				Command: fmt.Sprintf("%s & echo $! > '%s'; echo started; sleep 1000", tt.child, pidFile),
-				Timeout: tt.timeout,
+			eachTrace(t, func(t *testing.T, trace bool) {
+				dir := t.TempDir()
+				pidFile := filepath.Join(dir, "pid")
+				timeout := timeoutFor(500*time.Millisecond, trace)
+				start := time.Now()
+				res := run(t, t.Context(), Options{
+					Dir:         dir,
+					Command:     fmt.Sprintf("%s & echo $! > '%s'; echo started; sleep 1000", tt.child, pidFile),
+					Timeout:     timeout,
+					TraceWrites: trace,
+				})
+				elapsed := time.Since(start)
+				pid := readPid(t, pidFile)
+				t.Logf("returned after %v", elapsed)
+				if within := timeout + killGrace + drainDelay + 2*time.Second; elapsed > within {
+					t.Errorf("Run took %v, want under %v", elapsed, within)
+				}
+				if !res.TimedOut || res.Aborted || res.ExitCode != -1 {
+					t.Errorf("TimedOut = %v, Aborted = %v, ExitCode = %d; want true, false, -1", res.TimedOut, res.Aborted, res.ExitCode)
+				}
+				if res.Signal == "" {
+					t.Error("Signal not set")
+				}
+				if res.Output != "started\n" {
+					t.Errorf("Output = %q", res.Output)
+				}
+				waitGone(t, pid)
 			})
-			elapsed := time.Since(start)
-			pid := readPid(t, pidFile)
-			t.Logf("returned after %v", elapsed)
-			if elapsed > tt.within {
-				t.Errorf("Run took %v, want under %v", elapsed, tt.within)
-			}
-			if !res.TimedOut || res.Aborted || res.ExitCode != -1 {
-				t.Errorf("TimedOut = %v, Aborted = %v, ExitCode = %d; want true, false, -1", res.TimedOut, res.Aborted, res.ExitCode)
-			}
-			if res.Signal == "" {
-				t.Error("Signal not set")
-			}
-			if res.Output != "started\n" {
-				t.Errorf("Output = %q", res.Output)
-			}
-			waitGone(t, pid)
 		})
 	}
 }
 
 func TestCancel(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	pidFile := filepath.Join(dir, "pid")
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	time.AfterFunc(300*time.Millisecond, cancel)
-	start := time.Now()
-	res := run(t, ctx, Options{Dir: dir, Command: fmt.Sprintf("sleep 1000 & echo $! > '%s'; sleep 1000", pidFile)})
-	if elapsed := time.Since(start); elapsed > 5*time.Second {
-		t.Errorf("Run took %v after cancel", elapsed)
-	}
-	if !res.Aborted || res.TimedOut || res.ExitCode != -1 {
-		t.Errorf("Aborted = %v, TimedOut = %v, ExitCode = %d; want true, false, -1", res.Aborted, res.TimedOut, res.ExitCode)
-	}
-	waitGone(t, readPid(t, pidFile))
+	eachTrace(t, func(t *testing.T, trace bool) {
+		dir := t.TempDir()
+		pidFile := filepath.Join(dir, "pid")
+		ready := filepath.Join(dir, "ready.fifo")
+		if err := syscall.Mkfifo(ready, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var cancelled time.Time
+		go func() {
+			// Cancel once the command has started its child.
+			_, _ = os.ReadFile(ready)
+			cancelled = time.Now()
+			cancel()
+		}()
+		res := run(t, ctx, Options{Dir: dir, Command: fmt.Sprintf("sleep 1000 & echo $! > '%s'; echo > '%s'; sleep 1000", pidFile, ready), TraceWrites: trace})
+		if elapsed := time.Since(cancelled); elapsed > 5*time.Second {
+			t.Errorf("Run took %v after cancel", elapsed)
+		}
+		if !res.Aborted || res.TimedOut || res.ExitCode != -1 {
+			t.Errorf("Aborted = %v, TimedOut = %v, ExitCode = %d; want true, false, -1", res.Aborted, res.TimedOut, res.ExitCode)
+		}
+		waitGone(t, readPid(t, pidFile))
+	})
 }
 
 func TestCancelledBeforeStart(t *testing.T) {
@@ -343,17 +393,19 @@ func TestCancelledBeforeStart(t *testing.T) {
 // hold Run up.
 func TestBackgroundHoldsPipe(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	pidFile := filepath.Join(dir, "pid")
-	start := time.Now()
-	res := run(t, t.Context(), Options{Dir: dir, Command: fmt.Sprintf("sleep 1000 & echo $! > '%s'; echo done", pidFile)})
-	readPid(t, pidFile)
-	if elapsed := time.Since(start); elapsed > drainDelay+3*time.Second {
-		t.Errorf("Run took %v", elapsed)
-	}
-	if res.Output != "done\n" || res.ExitCode != 0 || res.TimedOut {
-		t.Errorf("Output = %q, ExitCode = %d, TimedOut = %v", res.Output, res.ExitCode, res.TimedOut)
-	}
+	eachTrace(t, func(t *testing.T, trace bool) {
+		dir := t.TempDir()
+		pidFile := filepath.Join(dir, "pid")
+		start := time.Now()
+		res := run(t, t.Context(), Options{Dir: dir, Command: fmt.Sprintf("sleep 1000 & echo $! > '%s'; echo done", pidFile), TraceWrites: trace})
+		readPid(t, pidFile)
+		if elapsed := time.Since(start); elapsed > drainDelay+3*time.Second {
+			t.Errorf("Run took %v", elapsed)
+		}
+		if res.Output != "done\n" || res.ExitCode != 0 || res.TimedOut {
+			t.Errorf("Output = %q, ExitCode = %d, TimedOut = %v", res.Output, res.ExitCode, res.TimedOut)
+		}
+	})
 }
 
 // A process that left the group keeps the pipe open; a timeout still
@@ -363,52 +415,60 @@ func TestEscapedProcess(t *testing.T) {
 	if _, err := exec.LookPath("setsid"); err != nil {
 		t.Skip("no setsid")
 	}
-	dir := t.TempDir()
-	pidFile := filepath.Join(dir, "pid")
-	start := time.Now()
-	res := run(t, t.Context(), Options{
-		Dir:     dir,
-		Command: fmt.Sprintf("setsid sleep 1000 & echo $! > '%s'; sleep 1000", pidFile),
-		Timeout: 300 * time.Millisecond,
+	eachTrace(t, func(t *testing.T, trace bool) {
+		dir := t.TempDir()
+		pidFile := filepath.Join(dir, "pid")
+		timeout := timeoutFor(300*time.Millisecond, trace)
+		start := time.Now()
+		res := run(t, t.Context(), Options{
+			Dir:         dir,
+			Command:     fmt.Sprintf("setsid sleep 1000 & echo $! > '%s'; sleep 1000", pidFile),
+			Timeout:     timeout,
+			TraceWrites: trace,
+		})
+		readPid(t, pidFile)
+		if elapsed, within := time.Since(start), timeout+killGrace+drainDelay+2*time.Second; elapsed > within {
+			t.Errorf("Run took %v, want under %v", elapsed, within)
+		}
+		if !res.TimedOut {
+			t.Error("not TimedOut")
+		}
 	})
-	readPid(t, pidFile)
-	if elapsed, within := time.Since(start), 300*time.Millisecond+killGrace+drainDelay+2*time.Second; elapsed > within {
-		t.Errorf("Run took %v, want under %v", elapsed, within)
-	}
-	if !res.TimedOut {
-		t.Error("not TimedOut")
-	}
 }
 
 // Stdin whose Read blocks does not hold Run up once the command is done.
 func TestStdinBlocks(t *testing.T) {
 	t.Parallel()
-	pr, pw := io.Pipe()
-	defer pw.Close()
-	start := time.Now()
-	res := run(t, t.Context(), Options{Command: "echo ok", Stdin: pr})
-	if elapsed := time.Since(start); elapsed > 3*time.Second {
-		t.Errorf("Run took %v", elapsed)
-	}
-	if res.Output != "ok\n" {
-		t.Errorf("Output = %q", res.Output)
-	}
+	eachTrace(t, func(t *testing.T, trace bool) {
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		start := time.Now()
+		res := run(t, t.Context(), Options{Command: "echo ok", Stdin: pr, TraceWrites: trace})
+		if elapsed := time.Since(start); elapsed > 3*time.Second {
+			t.Errorf("Run took %v", elapsed)
+		}
+		if res.Output != "ok\n" {
+			t.Errorf("Output = %q", res.Output)
+		}
+	})
 }
 
 func TestStdinFile(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "in")
-	if err := os.WriteFile(path, []byte("from a file\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if res := run(t, t.Context(), Options{Command: "cat", Stdin: f}); res.Output != "from a file\n" {
-		t.Errorf("Output = %q", res.Output)
-	}
+	eachTrace(t, func(t *testing.T, trace bool) {
+		path := filepath.Join(t.TempDir(), "in")
+		if err := os.WriteFile(path, []byte("from a file\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if res := run(t, t.Context(), Options{Command: "cat", Stdin: f, TraceWrites: trace}); res.Output != "from a file\n" {
+			t.Errorf("Output = %q", res.Output)
+		}
+	})
 }
 
 func TestStartErrors(t *testing.T) {
@@ -437,14 +497,18 @@ func TestStartErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tt.opts.Command = "echo should not run"
-			_, err := Run(t.Context(), tt.opts)
-			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) {
-				t.Fatalf("err = %v, want one saying %q", err, tt.wantMsg)
-			}
-			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
-				t.Errorf("err = %v, want one matching %v", err, tt.wantIs)
-			}
+			eachTrace(t, func(t *testing.T, trace bool) {
+				opts := tt.opts
+				opts.Command = "echo should not run"
+				opts.TraceWrites = trace
+				_, err := Run(t.Context(), opts)
+				if err == nil || !strings.Contains(err.Error(), tt.wantMsg) {
+					t.Fatalf("err = %v, want one saying %q", err, tt.wantMsg)
+				}
+				if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+					t.Errorf("err = %v, want one matching %v", err, tt.wantIs)
+				}
+			})
 		})
 	}
 }
