@@ -64,13 +64,35 @@ type UnsafeError struct {
 }
 
 func (e *UnsafeError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d path(s) cannot be written safely, so nothing was written: ", len(e.Issues))
+	is := make([]PathIssue, len(e.Issues))
 	for i, pe := range e.Issues {
-		if i > 0 {
+		is[i] = PathIssue{Path: pe.Path, Reason: pe.Reason}
+	}
+	return fmt.Sprintf("%d path(s) cannot be written safely (this attempt wrote nothing): %s", len(is), GroupIssues(is))
+}
+
+// GroupIssues says what is wrong with each path in one line, naming the
+// paths that share a reason together (the files of one symlinked
+// directory, say), and at most five of them.
+func GroupIssues(is []PathIssue) string {
+	var reasons []string
+	paths := map[string][]string{}
+	for _, i := range is {
+		if paths[i.Reason] == nil {
+			reasons = append(reasons, i.Reason)
+		}
+		paths[i.Reason] = append(paths[i.Reason], i.Path)
+	}
+	var b strings.Builder
+	for n, r := range reasons {
+		if n > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "%s: %s", pe.Path, pe.Reason)
+		ps := paths[r]
+		if len(ps) > 5 {
+			ps = append(ps[:5:5], fmt.Sprintf("and %d more", len(ps)-5))
+		}
+		fmt.Fprintf(&b, "%s: %s", strings.Join(ps, ", "), r)
 	}
 	return b.String()
 }
@@ -323,7 +345,7 @@ func (a *applier) reachable(p string, wantPresent bool) (bool, error) {
 			}
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			return false, &PathError{p, fmt.Sprintf("its parent %q is now a symlink, and writing through a symlink could reach anything, outside the workspace too; put a real directory back at %q (or move the link away), then try again", anc, anc)}
+			return false, &PathError{p, fmt.Sprintf("%q is a symlink now, and writing through it could reach outside the workspace; put a real directory back at %q (or move the link away), then try again", anc, anc)}
 		}
 		if !wantPresent {
 			return false, nil // below a file: nothing to delete
@@ -706,7 +728,7 @@ func (a *applier) stillPlanned(c Change) (bool, error) {
 	case sameEntry(cur, *c.Before):
 		return true, nil
 	}
-	return false, a.leave(c.Path, fmt.Sprintf("it was changed after this was planned (it is now %s, neither what was there then nor what it was to become), so it is left as it is, with that change", describe(cur)))
+	return false, a.leave(c.Path, fmt.Sprintf("it was changed after this was planned: it now holds %s, neither what it held then nor its target, so it is left as it is", describe(cur)))
 }
 
 func (a *applier) leave(p, reason string) error {
@@ -721,13 +743,13 @@ func (a *applier) leave(p, reason string) error {
 func describe(e Entry) string {
 	switch e.Kind {
 	case store.EntryNone:
-		return "absent"
+		return "nothing (it was deleted)"
 	case store.EntryDir:
 		return "a directory"
 	case store.EntrySymlink:
 		return "a symlink"
 	case store.EntryFile:
-		return "a file with other content or permissions"
+		return "other content or permissions"
 	}
 	return "a special or oversized file"
 }
