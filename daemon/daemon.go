@@ -97,7 +97,8 @@ func Open(ctx context.Context, cfg Config, mode string, logger *slog.Logger) (*D
 		}))
 	}
 	d.sessions = session.New(db, d.projects, d.hub, logger, opts...)
-	// Finish what a killed daemon left halfway before serving anything.
+	// Finish what a killed daemon left halfway before serving anything. A
+	// revert that cannot finish is parked on its session, not fatal.
 	if err := d.sessions.ResumePurges(ctx); err != nil {
 		d.Close()
 		return nil, err

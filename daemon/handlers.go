@@ -207,6 +207,15 @@ func (d *Daemon) routes() *rpc.Mux {
 		d.touch(c, p.SessionID)
 		return s.Unrevert(ctx, p)
 	}, rpc.Unordered())
+	// A revert or unrevert parked because it could not finish.
+	handle(d, m, "session/journal/retry", func(ctx context.Context, c *rpc.Conn, p session.JournalParams) (session.Session, error) {
+		d.touch(c, p.SessionID)
+		return s.RetryJournal(ctx, p)
+	}, rpc.Unordered()) // answers Busy rather than waiting behind a turn
+	handle(d, m, "session/journal/abandon", func(ctx context.Context, c *rpc.Conn, p session.JournalParams) (session.Session, error) {
+		d.touch(c, p.SessionID)
+		return s.AbandonJournal(ctx, p)
+	}, rpc.Unordered())
 	handle(d, m, "session/fork", func(ctx context.Context, c *rpc.Conn, p session.ForkParams) (session.Session, error) {
 		ses, err := s.Fork(ctx, p)
 		if err == nil {
@@ -286,6 +295,10 @@ type DaemonStatus struct {
 	Degraded  map[string]string `json:"degraded,omitempty"`
 	Store     StoreSizes        `json:"store"`
 	GoVersion string            `json:"goVersion"`
+	// PendingJournals lists the reverts and unreverts parked because they
+	// could not finish; each session refuses turns until it is retried or
+	// abandoned.
+	PendingJournals []session.PendingJournalInfo `json:"pendingJournals,omitempty"`
 }
 
 // StoreSizes are the store's bytes on disk, and what snapshots hold.
@@ -316,6 +329,10 @@ func (d *Daemon) status(ctx context.Context) (DaemonStatus, error) {
 	if err != nil {
 		return DaemonStatus{}, err
 	}
+	parked, err := d.sessions.PendingJournals(ctx)
+	if err != nil {
+		return DaemonStatus{}, err
+	}
 	st := DaemonStatus{
 		Version:     d.cfg.Version,
 		PID:         os.Getpid(),
@@ -331,7 +348,8 @@ func (d *Daemon) status(ctx context.Context) (DaemonStatus, error) {
 			Blobs: objs.Blobs, BlobBytes: objs.BlobBytes, Trees: objs.Trees, TreeBytes: objs.TreeBytes,
 			BudgetBytes: d.budget(),
 		},
-		GoVersion: runtime.Version(),
+		GoVersion:       runtime.Version(),
+		PendingJournals: parked,
 	}
 	if d.lock != nil && d.listenerSet() {
 		st.Socket = d.cfg.Socket
@@ -369,6 +387,8 @@ func toRPCError(err error) error {
 		pe *session.ParamError
 		ce *session.ClosedError
 		cf *session.ConflictError
+		up *session.UnsafePathError
+		pj *session.PendingJournalError
 		ab *session.AbortedError
 		np *provider.NoProviderError
 		pv *provider.ProviderError
@@ -390,6 +410,15 @@ func toRPCError(err error) error {
 			e = e.With("unattributed", cf.Unattributed)
 		}
 		return e
+	case errors.As(err, &up):
+		paths := make([]string, len(up.Paths))
+		for i, p := range up.Paths {
+			paths[i] = p.Path
+		}
+		return rpc.NewError(rpc.CodeConflict, "%s", up.Error()).With("reason", "unsafePath").With("paths", paths).With("conflicts", up.Paths)
+	case errors.As(err, &pj):
+		return rpc.NewError(rpc.CodeConflict, "%s", pj.Error()).With("reason", "pendingJournal").
+			With("sessionID", pj.SessionID).With("pendingJournal", pj.Journal)
 	case errors.As(err, &ab):
 		e := rpc.NewError(rpc.CodeAborted, "%s", ab.Error())
 		if ab.MessageID != "" {

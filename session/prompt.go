@@ -421,6 +421,9 @@ func (s *Service) preparePrompt(ctx context.Context, p PromptParams) (*job, erro
 	case LifecycleStopped, LifecycleArchived:
 		return nil, &ClosedError{ID: ses.ID, Lifecycle: ses.Lifecycle}
 	}
+	if err := parkedErr(ses); err != nil {
+		return nil, err
+	}
 	proj, err := s.projects.Get(ctx, ses.ProjectID)
 	if err != nil {
 		return nil, fmt.Errorf("project of session %s: %w", ses.ID, err)

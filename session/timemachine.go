@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -116,9 +117,70 @@ type UnrevertParams struct {
 	Force     bool   `json:"force,omitempty"`
 }
 
+// PathConflict is a path a revert or unrevert did not write, and why.
+type PathConflict struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// RevertConflicts are the paths the session's last revert or unrevert
+// left as they were because someone changed them after it was planned (a
+// person editing while a killed daemon was down, or while it wrote). The
+// session keeps them until its next revert or unrevert.
+type RevertConflicts struct {
+	Op    string         `json:"op"` // "revert" or "unrevert"
+	Time  int64          `json:"time"`
+	Paths []PathConflict `json:"paths"`
+}
+
+// PendingJournal is a revert or unrevert parked on its session because it
+// could not finish: some files may be written, others not.
+type PendingJournal struct {
+	Op string `json:"op"`
+	// Files counts the paths it writes.
+	Files int    `json:"files"`
+	Error string `json:"error"`
+	// Since is when it was first parked (epoch ms).
+	Since int64 `json:"since"`
+}
+
+// UnsafePathError refuses a revert or unrevert before it writes anything:
+// some path it would write cannot be written safely (force does not
+// change that).
+type UnsafePathError struct {
+	Op    string
+	Paths []PathConflict
+}
+
+func (e *UnsafePathError) Error() string {
+	is := make([]snapshot.PathIssue, len(e.Paths))
+	for i, p := range e.Paths {
+		is[i] = snapshot.PathIssue{Path: p.Path, Reason: p.Reason}
+	}
+	return fmt.Sprintf("%s refused, nothing was written: %s", e.Op, snapshot.GroupIssues(is))
+}
+
+// PendingJournalError refuses work on a session whose revert or unrevert
+// is parked, and says how to end it.
+type PendingJournalError struct {
+	SessionID string
+	Journal   PendingJournal
+}
+
+func (e *PendingJournalError) Error() string {
+	return fmt.Sprintf("session %s has an unfinished %s (%d file(s)) that could not complete: %s. "+
+		"Fix that, then finish it with session/journal/retry (`sessiond journal retry %s`), "+
+		"or give it up with session/journal/abandon (`sessiond journal abandon %s`), which leaves the files as they are now",
+		e.SessionID, e.Journal.Op, e.Journal.Files, e.Journal.Error, e.SessionID, e.SessionID)
+}
+
 // journal is a revert or unrevert on its way to the files. It is stored
 // before the first file is written and removed with the last record
 // update, so a daemon killed in between finishes it at its next start.
+// Each change records what the path held when the journal was planned
+// (Before) as well as its target, so finishing it later writes only the
+// paths nobody else has changed since. Journals of older versions lack
+// Before: finishing one leaves every path not yet as wanted.
 type journal struct {
 	Op        string                    `json:"op"` // "revert" or "unrevert"
 	SessionID string                    `json:"sessionID"`
@@ -285,6 +347,10 @@ func (s *Service) holdIdle(ctx context.Context, id string) (func(), Session, err
 		release()
 		return nil, Session{}, err
 	}
+	if err := parkedErr(ses); err != nil {
+		release()
+		return nil, Session{}, err
+	}
 	return release, ses, nil
 }
 
@@ -333,8 +399,30 @@ func (s *Service) plan(ctx context.Context, ses *Session, op, root string, curre
 		}
 		j.Expected[path] = want
 		if !sameEntry(cur, want) {
-			j.Changes = append(j.Changes, snapshot.Change{Path: path, Target: want})
+			j.Changes = append(j.Changes, snapshot.Change{Path: path, Before: &cur, Target: want})
 		}
+	}
+	// A path that cannot be written safely is refused even with force,
+	// before the journal exists: force overrides someone's edit, never
+	// the workspace's boundaries.
+	issues, err := s.engine.CheckApply(ctx, root, j.Changes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: check the files to write: %w", op, err)
+	}
+	if len(issues) > 0 {
+		e := &UnsafePathError{Op: op}
+		unsafe := map[string]bool{}
+		for _, is := range issues {
+			e.Paths = append(e.Paths, PathConflict{Path: is.Path, Reason: is.Reason})
+			unsafe[is.Path] = true
+		}
+		for _, p := range conflicts {
+			if !force && !unsafe[p] {
+				e.Paths = append(e.Paths, PathConflict{Path: p, Reason: "it was changed outside the session since the session last wrote it; pass force: true to overwrite it"})
+			}
+		}
+		slices.SortFunc(e.Paths, func(a, b PathConflict) int { return strings.Compare(a.Path, b.Path) })
+		return nil, e
 	}
 	if len(conflicts) > 0 && !force {
 		return nil, &ConflictError{Op: op, Paths: conflicts, Unattributed: unattributed}
@@ -355,6 +443,8 @@ func sameEntry(a, b snapshot.Entry) bool {
 }
 
 // runJournal stores the journal, applies it to the files, and finishes it.
+// A journal that cannot finish is parked on its session (see park); one
+// refused before anything was written is dropped again.
 func (s *Service) runJournal(ctx context.Context, j *journal) (Session, error) {
 	ctx = context.WithoutCancel(ctx) // once begun, a revert is finished
 	err := s.db.Update(ctx, func(txn *store.Txn) error { return txn.Set(store.KeyJournal(j.SessionID), j) })
@@ -362,30 +452,74 @@ func (s *Service) runJournal(ctx context.Context, j *journal) (Session, error) {
 		return Session{}, fmt.Errorf("write %s journal: %w", j.Op, err)
 	}
 	if s.crashPoint == CrashRevertMidApply && j.Op == "revert" && len(j.Changes) > 1 {
-		if _, err := s.engine.Apply(ctx, j.Root, j.Changes[:len(j.Changes)/2]); err == nil {
+		if _, err := s.engine.ApplyGuarded(ctx, j.Root, j.Changes[:len(j.Changes)/2]); err == nil {
 			s.crashAt(CrashRevertMidApply)
 		}
 	}
-	return s.finishJournal(ctx, j)
+	ses, err := s.finishJournal(ctx, j)
+	if err == nil {
+		return ses, nil
+	}
+	var nf *NotFoundError
+	if errors.As(err, &nf) {
+		return Session{}, err
+	}
+	var unsafe *snapshot.UnsafeError
+	if errors.As(err, &unsafe) {
+		// A path became unsafe between planning and writing. The apply
+		// refused before its first write, so nothing was written: the
+		// journal goes, and the answer is the same as the plan's.
+		if derr := s.db.Update(ctx, func(txn *store.Txn) error { return txn.Delete(store.KeyJournal(j.SessionID)) }); derr != nil {
+			return Session{}, s.park(ctx, j, err)
+		}
+		e := &UnsafePathError{Op: j.Op}
+		for _, pe := range unsafe.Issues {
+			e.Paths = append(e.Paths, PathConflict{Path: pe.Path, Reason: pe.Reason})
+		}
+		return Session{}, e
+	}
+	return Session{}, s.park(ctx, j, err)
 }
 
-// finishJournal applies a journal's changes (again, after a crash: Apply
-// is idempotent) and records the outcome.
+// finishJournal applies a journal's changes (again, after a crash: a path
+// already as wanted is skipped), leaving every path someone else changed
+// since the journal was planned, and records the outcome: the revert
+// state, and the paths left alone, on the session. The journal of a
+// session deleted meanwhile is dropped without touching any file.
 func (s *Service) finishJournal(ctx context.Context, j *journal) (Session, error) {
+	if _, err := s.Get(ctx, j.SessionID); err != nil {
+		var nf *NotFoundError
+		if errors.As(err, &nf) {
+			if derr := s.db.Update(ctx, func(txn *store.Txn) error { return txn.Delete(store.KeyJournal(j.SessionID)) }); derr != nil {
+				return Session{}, fmt.Errorf("drop the %s journal of deleted session %s: %w", j.Op, j.SessionID, derr)
+			}
+		}
+		return Session{}, err
+	}
+	var left []PathConflict
 	if len(j.Changes) > 0 {
-		if _, err := s.engine.Apply(ctx, j.Root, j.Changes); err != nil {
-			return Session{}, fmt.Errorf("%s: write files: %w (the journal is kept; the daemon retries at its next start)", j.Op, err)
+		rep, err := s.engine.ApplyGuarded(ctx, j.Root, j.Changes)
+		if err != nil {
+			return Session{}, fmt.Errorf("write files: %w", err)
+		}
+		for _, c := range rep.Conflicts {
+			left = append(left, PathConflict{Path: c.Path, Reason: c.Reason})
 		}
 	}
-	if _, err := s.Get(ctx, j.SessionID); err == nil {
-		// Written again when a journal is finished twice: harmless.
-		if err := s.putExpected(j.SessionID, j.Expected); err != nil {
-			return Session{}, fmt.Errorf("finish %s: %w", j.Op, err)
-		}
+	// Written again when a journal is finished twice: harmless. A path
+	// left alone gets the target too: whatever it holds now is not what
+	// the session left there, so a later revert or unrevert asks first.
+	if err := s.putExpected(j.SessionID, j.Expected); err != nil {
+		return Session{}, fmt.Errorf("finish %s: %w", j.Op, err)
 	}
 	summary, err := s.summaryUnder(ctx, j.SessionID, j.Revert)
 	if err != nil {
 		s.log.Warn("cannot summarise the session's changes", "session", j.SessionID, "err", err)
+	}
+	var rc *RevertConflicts
+	if len(left) > 0 {
+		rc = &RevertConflicts{Op: j.Op, Time: s.nowMs(), Paths: left}
+		s.log.Warn("a "+j.Op+" left files someone changed after it was planned", "session", j.SessionID, "files", len(left))
 	}
 	var ses Session
 	err = s.db.Update(ctx, func(txn *store.Txn) error {
@@ -398,6 +532,8 @@ func (s *Service) finishJournal(ctx context.Context, j *journal) (Session, error
 			return err
 		}
 		ses.Revert = j.Revert
+		ses.RevertConflicts = rc
+		ses.PendingJournal = nil
 		if summary != nil {
 			ses.Summary = summary
 		}
@@ -418,9 +554,49 @@ func (s *Service) finishJournal(ctx context.Context, j *journal) (Session, error
 	if j.Op == "unrevert" {
 		event = "session.unreverted"
 	}
-	s.publish(ses.ProjectID, ses.ID, event, map[string]any{"sessionID": ses.ID, "revert": ses.Revert})
+	props := map[string]any{"sessionID": ses.ID, "revert": ses.Revert}
+	if rc != nil {
+		props["conflicts"] = rc.Paths
+	}
+	s.publish(ses.ProjectID, ses.ID, event, props)
 	s.publish(ses.ProjectID, ses.ID, "session.updated", map[string]any{"info": ses})
 	return ses, nil
+}
+
+// park records on the session that its journal could not finish, so the
+// daemon goes on serving everything else: session/get shows it, the
+// session refuses what would build on half-written files, and
+// RetryJournal or AbandonJournal ends it. It returns the error to answer.
+func (s *Service) park(ctx context.Context, j *journal, cause error) error {
+	pj := PendingJournal{Op: j.Op, Files: len(j.Changes), Error: cause.Error(), Since: s.nowMs()}
+	var ses Session
+	err := s.db.Update(ctx, func(txn *store.Txn) error {
+		ses = Session{}
+		if err := getSession(txn, j.SessionID, &ses); err != nil {
+			return err
+		}
+		if ses.PendingJournal != nil {
+			pj.Since = ses.PendingJournal.Since // parked since the first failure
+		}
+		ses.PendingJournal = &pj
+		ses.Version++
+		ses.Time.Updated = max(s.nowMs(), ses.Time.Updated)
+		return txn.Set(store.KeySession(ses.ID), &ses)
+	})
+	if err != nil {
+		return fmt.Errorf("%s of session %s could not finish (%w), and recording that failed too: %w", j.Op, j.SessionID, cause, err)
+	}
+	s.publish(ses.ProjectID, ses.ID, "session.updated", map[string]any{"info": ses})
+	return &PendingJournalError{SessionID: ses.ID, Journal: pj}
+}
+
+// parkedErr refuses work on a session whose journal is parked: a turn or
+// a revert would build on half-written files.
+func parkedErr(ses Session) error {
+	if ses.PendingJournal == nil {
+		return nil
+	}
+	return &PendingJournalError{SessionID: ses.ID, Journal: *ses.PendingJournal}
 }
 
 // summaryUnder counts what the session's visible turns changed once its
@@ -454,35 +630,232 @@ func (s *Service) summarize(ctx context.Context, turns []Message) (*ChangeSummar
 }
 
 // ResumeJournals finishes the reverts and unreverts a killed daemon left
-// halfway. The daemon runs it before it serves anything.
+// halfway. The daemon runs it before it serves anything. A journal that
+// cannot finish (a path became unsafe, a full disk, a damaged record) is
+// parked on its session and logged; it never stops the daemon. Only a
+// store that cannot be read is an error.
 func (s *Service) ResumeJournals(ctx context.Context) error {
 	if s.engine == nil {
 		return nil
 	}
-	var js []journal
+	type pending struct {
+		id  string
+		raw []byte
+	}
+	var ps []pending
 	err := s.db.View(ctx, func(txn *store.Txn) error {
-		return txn.Scan(store.PrefixJournals(), nil, false, false, func(_, val []byte) (bool, error) {
-			var j journal
-			if err := json.Unmarshal(val, &j); err != nil {
-				return false, fmt.Errorf("decode journal: %w", err)
-			}
-			js = append(js, j)
+		return txn.Scan(store.PrefixJournals(), nil, false, false, func(key, val []byte) (bool, error) {
+			ps = append(ps, pending{store.LastComponent(key), slices.Clone(val)})
 			return true, nil
 		})
 	})
 	if err != nil {
 		return fmt.Errorf("find pending journals: %w", err)
 	}
-	for i := range js {
-		s.log.Info("finishing an interrupted "+js[i].Op, "session", js[i].SessionID, "files", len(js[i].Changes))
-		if _, err := s.finishJournal(ctx, &js[i]); err != nil {
-			var nf *NotFoundError
-			if !errors.As(err, &nf) {
-				return err
+	for _, p := range ps {
+		var j journal
+		if err := json.Unmarshal(p.raw, &j); err != nil || j.SessionID != p.id {
+			if err == nil {
+				err = fmt.Errorf("it names session %q", j.SessionID)
 			}
+			j = journal{Op: "revert or unrevert", SessionID: p.id}
+			s.parkAtStart(ctx, &j, fmt.Errorf("the journal record is damaged (%w); abandon it", err))
+			continue
+		}
+		s.log.Info("finishing an interrupted "+j.Op, "session", j.SessionID, "files", len(j.Changes))
+		if _, err := s.finishJournal(ctx, &j); err != nil {
+			var nf *NotFoundError
+			if errors.As(err, &nf) {
+				s.log.Warn("dropped the journal of a deleted session; no file was touched", "session", j.SessionID, "op", j.Op)
+				continue
+			}
+			s.parkAtStart(ctx, &j, err)
 		}
 	}
 	return nil
+}
+
+func (s *Service) parkAtStart(ctx context.Context, j *journal, cause error) {
+	var pe *PendingJournalError
+	var nf *NotFoundError
+	switch err := s.park(ctx, j, cause); {
+	case errors.As(err, &nf):
+		// Nobody could retry or abandon it: its session is gone.
+		if err := s.db.Update(ctx, func(txn *store.Txn) error { return txn.Delete(store.KeyJournal(j.SessionID)) }); err != nil {
+			s.log.Error("cannot drop the journal of a deleted session", "session", j.SessionID, "err", err)
+		}
+		s.log.Warn("dropped the journal of a deleted session", "session", j.SessionID, "err", cause)
+		return
+	case !errors.As(err, &pe):
+		s.log.Error("an interrupted "+j.Op+" could not finish nor be parked; it is retried at the next start", "session", j.SessionID, "err", err)
+		return
+	}
+	s.log.Warn("an interrupted "+j.Op+" could not finish; it is parked on its session, and everything else is served. "+
+		"Fix the cause, then run `sessiond journal retry "+j.SessionID+"`, or `sessiond journal abandon "+j.SessionID+"`",
+		"session", j.SessionID, "err", cause)
+}
+
+// JournalParams are the params of session/journal/retry and
+// session/journal/abandon.
+type JournalParams struct {
+	SessionID string `json:"sessionID"`
+}
+
+// RetryJournal tries again to finish a session's parked revert or
+// unrevert, with the same rule as at start-up: paths changed since it was
+// planned are left and reported. When it fails again it stays parked and
+// the error says why.
+func (s *Service) RetryJournal(ctx context.Context, p JournalParams) (Session, error) {
+	release, ses, raw, err := s.holdJournal(ctx, p.SessionID, "retry")
+	if err != nil {
+		return Session{}, err
+	}
+	defer release()
+	ctx = context.WithoutCancel(ctx) // once begun, it is finished
+	var j journal
+	if err := json.Unmarshal(raw, &j); err != nil {
+		return Session{}, s.park(ctx, &journal{Op: "revert or unrevert", SessionID: ses.ID}, fmt.Errorf("the journal record is damaged (%w); abandon it", err))
+	}
+	out, err := s.finishJournal(ctx, &j)
+	if err != nil {
+		var nf *NotFoundError
+		if errors.As(err, &nf) {
+			return Session{}, err
+		}
+		return Session{}, s.park(ctx, &j, err)
+	}
+	return out, nil
+}
+
+// AbandonJournal gives up a session's parked revert or unrevert: the
+// journal is deleted and the files stay as they are. The session stays
+// as it was before that revert or unrevert, except that the paths the
+// journal did write now count as the session's own, so a later revert
+// does not take them for someone else's edits.
+func (s *Service) AbandonJournal(ctx context.Context, p JournalParams) (Session, error) {
+	release, ses, raw, err := s.holdJournal(ctx, p.SessionID, "abandon")
+	if err != nil {
+		return Session{}, err
+	}
+	defer release()
+	ctx = context.WithoutCancel(ctx)
+	var j journal
+	if json.Unmarshal(raw, &j) == nil && len(j.Changes) > 0 {
+		paths := make([]string, len(j.Changes))
+		for i, c := range j.Changes {
+			paths[i] = c.Path
+		}
+		if now, err := s.engine.OnDisk(ctx, j.Root, paths); err != nil {
+			s.log.Warn("cannot tell which files the abandoned journal wrote", "session", ses.ID, "err", err)
+		} else {
+			done := map[string]snapshot.Entry{}
+			for i, c := range j.Changes {
+				if sameEntry(now[i], c.Target) {
+					done[c.Path] = c.Target
+				}
+			}
+			if err := s.putExpected(ses.ID, done); err != nil {
+				return Session{}, fmt.Errorf("abandon %s: %w", j.Op, err)
+			}
+		}
+	}
+	err = s.db.Update(ctx, func(txn *store.Txn) error {
+		ses = Session{}
+		if err := getSession(txn, p.SessionID, &ses); err != nil {
+			return err
+		}
+		ses.PendingJournal = nil
+		ses.Version++
+		ses.Time.Updated = max(s.nowMs(), ses.Time.Updated)
+		if err := txn.Set(store.KeySession(ses.ID), &ses); err != nil {
+			return err
+		}
+		return txn.Delete(store.KeyJournal(ses.ID))
+	})
+	if err != nil {
+		return Session{}, fmt.Errorf("abandon the journal of %s: %w", p.SessionID, err)
+	}
+	s.log.Info("abandoned an unfinished "+cmp.Or(j.Op, "revert or unrevert")+"; the files stay as they are", "session", ses.ID)
+	s.publish(ses.ProjectID, ses.ID, "session.updated", map[string]any{"info": ses})
+	return ses, nil
+}
+
+// holdJournal takes the session's turn (Busy while a turn, a revert or an
+// unrevert runs) and reads its journal.
+func (s *Service) holdJournal(ctx context.Context, id, verb string) (func(), Session, []byte, error) {
+	if id == "" {
+		return nil, Session{}, nil, paramErr("sessionID", "sessionID is required")
+	}
+	if s.engine == nil {
+		return nil, Session{}, nil, ErrNoTimeMachine
+	}
+	if _, err := s.Get(ctx, id); err != nil {
+		return nil, Session{}, nil, err
+	}
+	release, ok := s.turns.try(id)
+	if !ok {
+		return nil, Session{}, nil, ErrBusy
+	}
+	var ses Session
+	var raw []byte
+	err := s.db.View(ctx, func(txn *store.Txn) error {
+		if err := getSession(txn, id, &ses); err != nil {
+			return err
+		}
+		var err error
+		raw, err = txn.GetRaw(store.KeyJournal(id))
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		err = paramErr("sessionID", "session %s has no unfinished revert or unrevert: there is nothing to %s", id, verb)
+	}
+	if err != nil {
+		release()
+		return nil, Session{}, nil, err
+	}
+	return release, ses, raw, nil
+}
+
+// PendingJournalInfo is a parked journal as daemon/status lists it.
+type PendingJournalInfo struct {
+	SessionID string `json:"sessionID"`
+	Title     string `json:"title"`
+	Directory string `json:"directory"`
+	PendingJournal
+}
+
+// PendingJournals lists the parked journals, for daemon/status and
+// `sessiond doctor`.
+func (s *Service) PendingJournals(ctx context.Context) ([]PendingJournalInfo, error) {
+	var out []PendingJournalInfo
+	err := s.db.View(ctx, func(txn *store.Txn) error {
+		var ids []string
+		err := txn.Scan(store.PrefixJournals(), nil, false, true, func(key, _ []byte) (bool, error) {
+			ids = append(ids, store.LastComponent(key))
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			var ses Session
+			if err := getSession(txn, id, &ses); err != nil {
+				var nf *NotFoundError
+				if errors.As(err, &nf) {
+					continue // deleted: dropped at the next start
+				}
+				return err
+			}
+			if ses.PendingJournal != nil { // not a revert running right now
+				out = append(out, PendingJournalInfo{SessionID: ses.ID, Title: ses.Title, Directory: ses.Directory, PendingJournal: *ses.PendingJournal})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list parked journals: %w", err)
+	}
+	return out, nil
 }
 
 // ForkParams are the params of session/fork.
@@ -744,10 +1117,22 @@ func (s *Service) LiveSnapshots(ctx context.Context) ([]snapshot.ID, error) {
 		if err != nil {
 			return err
 		}
-		return txn.Scan(store.PrefixSessions(), nil, false, false, func(_, val []byte) (bool, error) {
+		err = txn.Scan(store.PrefixSessions(), nil, false, false, func(_, val []byte) (bool, error) {
 			var ses Session
 			if json.Unmarshal(val, &ses) == nil && ses.Revert != nil {
 				add(ses.Revert.Snapshot)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		// A parked journal can wait for days: the capture its revert will
+		// record for unrevert is named nowhere else until it finishes.
+		return txn.Scan(store.PrefixJournals(), nil, false, false, func(_, val []byte) (bool, error) {
+			var j journal
+			if json.Unmarshal(val, &j) == nil && j.Revert != nil {
+				add(j.Revert.Snapshot)
 			}
 			return true, nil
 		})
@@ -785,7 +1170,8 @@ func (s *Service) ArchivedWithSnapshots(ctx context.Context) ([]Session, error) 
 			if err := json.Unmarshal(val, &ses); err != nil {
 				return false, fmt.Errorf("decode session: %w", err)
 			}
-			if ses.Lifecycle == LifecycleArchived && !ses.SnapshotsReleased {
+			// A parked journal still needs its session's snapshots.
+			if ses.Lifecycle == LifecycleArchived && !ses.SnapshotsReleased && ses.PendingJournal == nil {
 				out = append(out, ses)
 			}
 			return true, nil

@@ -187,6 +187,9 @@ func (s *Service) startTurn(ctx context.Context, sessionID string) (*turn, error
 	case LifecycleStopped, LifecycleArchived:
 		return nil, &ClosedError{ID: ses.ID, Lifecycle: ses.Lifecycle}
 	}
+	if err := parkedErr(ses); err != nil {
+		return nil, err
+	}
 	if ses.Revert != nil {
 		if ses, err = s.moveRevertedToFork(ctx, ses); err != nil {
 			return nil, err

@@ -37,6 +37,12 @@ type Session struct {
 	// ArchivedFrom is the lifecycle an archived session returns to.
 	ArchivedFrom string       `json:"archivedFrom,omitempty"`
 	Revert       *RevertState `json:"revert,omitempty"`
+	// RevertConflicts lists the paths the last revert or unrevert left
+	// alone because someone else changed them after it was planned.
+	RevertConflicts *RevertConflicts `json:"revertConflicts,omitempty"`
+	// PendingJournal is a revert or unrevert that could not finish and
+	// waits for session/journal/retry or session/journal/abandon.
+	PendingJournal *PendingJournal `json:"pendingJournal,omitempty"`
 	// SnapshotsReleased says the store gave up this (archived) session's
 	// snapshots to stay within its disk budget: its messages remain, its
 	// file history does not.

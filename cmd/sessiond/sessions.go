@@ -196,6 +196,14 @@ func (a *app) showCmd() *cobra.Command {
 				row("created", time.UnixMilli(s.Time.Created).Local().Format(time.DateTime))
 				row("updated", time.UnixMilli(s.Time.Updated).Local().Format(time.DateTime))
 				row("messages", fmt.Sprint(s.MessageCount))
+				if rc := s.RevertConflicts; rc != nil {
+					for _, p := range rc.Paths {
+						row("left by "+rc.Op, p.Path+": "+p.Reason)
+					}
+				}
+				if pj := s.PendingJournal; pj != nil {
+					row("parked "+pj.Op, fmt.Sprintf("%d file(s): %s; `sessiond journal retry %s` once fixed, or `sessiond journal abandon %s`", pj.Files, pj.Error, s.ID, s.ID))
+				}
 				tw.Flush()
 				for _, m := range msgs {
 					fmt.Fprintf(a.stdout, "\n── %s (%s) %s\n", m.Info.Role, firstNonEmpty(m.Info.Agent, "-"), time.UnixMilli(m.Info.Time.Created).Local().Format(time.TimeOnly))

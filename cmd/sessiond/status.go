@@ -145,6 +145,12 @@ func (a *app) doctor(ctx context.Context) []check {
 				Detail: fmt.Sprintf("%s: %s", root, why),
 				Fix:    "until then, snapshots of this workspace scan every file (slower, still exact)"})
 		}
+		for _, p := range st.PendingJournals {
+			out = append(out, check{Name: "parked journal", Status: "warn",
+				Detail: fmt.Sprintf("session %s (%s): an unfinished %s of %d file(s), parked %s: %s", p.SessionID, p.Directory, p.Op, p.Files, ago(p.Since), p.Error),
+				Fix: fmt.Sprintf("fix that, then `sessiond journal retry %s`; or `sessiond journal abandon %s` to leave the files as they are",
+					p.SessionID, p.SessionID)})
+		}
 	}
 	out = append(out, inotifyChecks()...)
 	return append(out, writeTraceCheck(ctx))

@@ -26,7 +26,7 @@ import (
 // The verbs of the time machine: run a command as a turn, read the turns,
 // diff them, revert, unrevert and fork, and collect what nothing refers to.
 func (a *app) timeMachineCmds() []*cobra.Command {
-	return []*cobra.Command{a.shellCmd(), a.logCmd(), a.diffCmd(), a.revertCmd(), a.unrevertCmd(), a.forkCmd(), a.gcCmd()}
+	return []*cobra.Command{a.shellCmd(), a.logCmd(), a.diffCmd(), a.revertCmd(), a.unrevertCmd(), a.forkCmd(), a.gcCmd(), a.journalCmd()}
 }
 
 // exitCode ends the process with a given status and no further message:
@@ -737,6 +737,11 @@ func (a *app) unrevertCmd() *cobra.Command {
 func conflictHint(err error, op, again string) error {
 	var re *rpc.Error
 	if !errors.As(err, &re) || re.Code != rpc.CodeConflict {
+		return err
+	}
+	if re.Data["reason"] != nil {
+		// A path that cannot be written safely, or a parked journal: the
+		// message says what to do, and --force would not help.
 		return err
 	}
 	var b strings.Builder

@@ -23,7 +23,12 @@ import (
 // the zero Entry. It is small and JSON-friendly so that the session layer
 // can journal a list of them before applying it.
 type Change struct {
-	Path   string `json:"path"`
+	Path string `json:"path"`
+	// Before is what the path held when the change was planned. ApplyGuarded
+	// writes the path only while it still holds Before (or already holds
+	// Target): anything else was written by someone else since, and is
+	// kept. Apply ignores it. Journals older than the field lack it.
+	Before *Entry `json:"before,omitempty"`
 	Target Entry  `json:"target"`
 }
 
@@ -37,6 +42,68 @@ type ApplyReport struct {
 	// Kept lists directories that were to be removed but still hold
 	// entries outside the change list (ignored files, most likely).
 	Kept []string `json:"kept,omitempty"`
+	// Conflicts lists the paths ApplyGuarded left alone because they hold
+	// neither their Before nor their Target, with the reason.
+	Conflicts []PathIssue `json:"conflicts,omitempty"`
+}
+
+// PathIssue is one path a change list cannot or may not write, and why,
+// in words for the person who has to act on it.
+type PathIssue struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// UnsafeError refuses a change list before anything is written: some of
+// its paths cannot be written safely (through a symlink, into .git or the
+// data dir, below a file, over a directory holding other files). Each
+// issue is a *PathError, so errors.As finds one and errors.Is(err,
+// ErrEscape) holds.
+type UnsafeError struct {
+	Issues []*PathError
+}
+
+func (e *UnsafeError) Error() string {
+	is := make([]PathIssue, len(e.Issues))
+	for i, pe := range e.Issues {
+		is[i] = PathIssue{Path: pe.Path, Reason: pe.Reason}
+	}
+	return fmt.Sprintf("%d path(s) cannot be written safely (this attempt wrote nothing): %s", len(is), GroupIssues(is))
+}
+
+// GroupIssues says what is wrong with each path in one line, naming the
+// paths that share a reason together (the files of one symlinked
+// directory, say), and at most five of them.
+func GroupIssues(is []PathIssue) string {
+	var reasons []string
+	paths := map[string][]string{}
+	for _, i := range is {
+		if paths[i.Reason] == nil {
+			reasons = append(reasons, i.Reason)
+		}
+		paths[i.Reason] = append(paths[i.Reason], i.Path)
+	}
+	var b strings.Builder
+	for n, r := range reasons {
+		if n > 0 {
+			b.WriteString("; ")
+		}
+		ps := paths[r]
+		if len(ps) > 5 {
+			ps = append(ps[:5:5], fmt.Sprintf("and %d more", len(ps)-5))
+		}
+		fmt.Fprintf(&b, "%s: %s", strings.Join(ps, ", "), r)
+	}
+	return b.String()
+}
+
+// Unwrap gives errors.As and errors.Is each issue.
+func (e *UnsafeError) Unwrap() []error {
+	out := make([]error, len(e.Issues))
+	for i, pe := range e.Issues {
+		out[i] = pe
+	}
+	return out
 }
 
 // dirPerm is the mode of directories Apply creates (less the umask):
@@ -56,11 +123,53 @@ const dirPerm = 0o755
 // layer's journal relies on.
 //
 // Every path is checked before anything is written: a path that is
-// absolute, has a ".." component, lies in .git or the data dir, or goes
+// absolute, has a ".." component, lies in .git or the data dir, goes
 // through a symlink on disk (one the list does not itself replace by a
-// directory) fails the whole Apply with a *PathError. All file contents
-// must be stored.
+// directory) or below a file, or must replace a directory holding entries
+// the list does not remove fails the whole Apply with an *UnsafeError
+// listing every such path. All file contents must be stored.
 func (e *Engine) Apply(ctx context.Context, root string, changes []Change) (ApplyReport, error) {
+	return e.apply(ctx, root, changes, false)
+}
+
+// ApplyGuarded is Apply that never overwrites what someone else wrote: a
+// path is changed only while it holds its Change's Before (or already
+// holds its Target). Any other path, and the paths below it, are left
+// as they are and listed in the report's Conflicts. A change without a
+// Before is left unless it is already done. It is what finishing a
+// journal needs: between planning and writing (a crash, a restart) a
+// person may have edited some of the files.
+func (e *Engine) ApplyGuarded(ctx context.Context, root string, changes []Change) (ApplyReport, error) {
+	return e.apply(ctx, root, changes, true)
+}
+
+// CheckApply runs the checks Apply and ApplyGuarded run before writing,
+// and writes nothing: it returns every path that cannot be written
+// safely, with the reason, so a caller can refuse before it commits to
+// the list. An error is a bad list or an unreadable store or workspace.
+func (e *Engine) CheckApply(ctx context.Context, root string, changes []Change) ([]PathIssue, error) {
+	canon, err := e.canonicalRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	r, err := os.OpenRoot(canon)
+	if err != nil {
+		return nil, fmt.Errorf("open workspace %s: %w", canon, err)
+	}
+	defer r.Close()
+	a := &applier{e: e, ctx: ctx, root: r, rootPath: canon, targets: make(map[string]Entry, len(changes))}
+	bad, err := a.check(changes)
+	if err != nil {
+		return nil, fmt.Errorf("check changes to %s: %w", canon, err)
+	}
+	out := make([]PathIssue, len(bad))
+	for i, pe := range bad {
+		out[i] = PathIssue{Path: pe.Path, Reason: pe.Reason}
+	}
+	return out, nil
+}
+
+func (e *Engine) apply(ctx context.Context, root string, changes []Change, guard bool) (ApplyReport, error) {
 	canon, err := e.canonicalRoot(root)
 	if err != nil {
 		return ApplyReport{}, err
@@ -75,9 +184,13 @@ func (e *Engine) Apply(ctx context.Context, root string, changes []Change) (Appl
 		return ApplyReport{}, fmt.Errorf("open workspace %s: %w", canon, err)
 	}
 	defer r.Close()
-	a := &applier{e: e, ctx: ctx, root: r, rootPath: canon, targets: make(map[string]Entry, len(changes))}
-	if err := a.check(changes); err != nil {
+	a := &applier{e: e, ctx: ctx, root: r, rootPath: canon, targets: make(map[string]Entry, len(changes)), guard: guard}
+	bad, err := a.check(changes)
+	if err != nil {
 		return ApplyReport{}, fmt.Errorf("apply to %s: %w", canon, err)
+	}
+	if len(bad) > 0 {
+		return ApplyReport{}, fmt.Errorf("apply to %s: %w", canon, &UnsafeError{Issues: bad})
 	}
 	if err := a.run(changes); err != nil {
 		return a.report, fmt.Errorf("apply to %s: %w (the report lists what was done; re-running the same list finishes it)", canon, err)
@@ -92,54 +205,88 @@ type applier struct {
 	rootPath string
 	targets  map[string]Entry
 	report   ApplyReport
+	// guard: change only paths that hold their Before (ApplyGuarded).
+	guard bool
+	// left holds the paths guard left alone: their descendants are too.
+	left map[string]bool
 }
 
 // check validates the whole list before anything is touched, so a bad
-// journal fails without leaving a half-applied workspace behind.
-func (a *applier) check(changes []Change) error {
+// journal fails without leaving a half-applied workspace behind. It
+// returns every path that cannot be written safely; an error is a list
+// that is wrong in itself, or a failure to read.
+func (a *applier) check(changes []Change) ([]*PathError, error) {
+	var bad []*PathError
+	refuse := func(err error) error {
+		var pe *PathError
+		if errors.As(err, &pe) {
+			bad = append(bad, pe)
+			return nil
+		}
+		return err
+	}
 	excl := a.e.excludedRels(a.rootPath)
 	for _, c := range changes {
 		if err := checkRel(c.Path); err != nil {
-			return err
-		}
-		for x := range excl {
-			if within(x, c.Path) {
-				return &PathError{c.Path, "it lies in the data dir, which snapshots never hold"}
+			if err := refuse(err); err != nil {
+				return nil, err
 			}
+			continue
+		}
+		inData := false
+		for x := range excl {
+			inData = inData || within(x, c.Path)
+		}
+		if inData {
+			bad = append(bad, &PathError{c.Path, "it lies in sessiond's data dir, which snapshots never hold; nothing there is the session's to write"})
+			continue
 		}
 		if _, dup := a.targets[c.Path]; dup {
-			return fmt.Errorf("path %q is listed twice: pass one change per path", c.Path)
+			return nil, fmt.Errorf("path %q is listed twice: pass one change per path", c.Path)
 		}
 		t := c.Target
 		switch t.Kind {
 		case store.EntryNone, store.EntryDir, store.EntrySkipped:
 		case store.EntryFile, store.EntrySymlink:
 			if t.Hash.IsZero() {
-				return fmt.Errorf("change of %q: a %s target needs its content hash", c.Path, t.Kind)
+				return nil, fmt.Errorf("change of %q: a %s target needs its content hash", c.Path, t.Kind)
 			}
 		default:
-			return fmt.Errorf("change of %q: invalid target kind %d", c.Path, t.Kind)
+			return nil, fmt.Errorf("change of %q: invalid target kind %d", c.Path, t.Kind)
 		}
 		if t.Mode&^fs.ModePerm != 0 {
-			return fmt.Errorf("change of %q: mode %v has more than permission bits", c.Path, t.Mode)
+			return nil, fmt.Errorf("change of %q: mode %v has more than permission bits", c.Path, t.Mode)
 		}
 		a.targets[c.Path] = t
 	}
 	for _, c := range changes {
+		if _, ok := a.targets[c.Path]; !ok {
+			continue // refused above
+		}
 		present := c.Target.Kind == store.EntryFile || c.Target.Kind == store.EntrySymlink || c.Target.Kind == store.EntryDir
 		if present {
 			for anc := range ancestors(c.Path) {
 				if t, ok := a.targets[anc]; ok && t.Kind != store.EntryDir {
-					return fmt.Errorf("change of %q needs its parent %q to be a directory, but the list makes that a %s: the list is inconsistent", c.Path, anc, t.Kind)
+					return nil, fmt.Errorf("change of %q needs its parent %q to be a directory, but the list makes that a %s: the list is inconsistent", c.Path, anc, t.Kind)
 				}
 			}
 		}
 		if _, err := a.reachable(c.Path, present); err != nil {
-			return err
+			if err := refuse(err); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if k := c.Target.Kind; k == store.EntryFile || k == store.EntrySymlink {
+			if err := a.replaceable(c.Path); err != nil {
+				if err := refuse(err); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	// Every content must be there before the first write.
-	return a.e.db.View(a.ctx, func(txn *store.Txn) error {
+	err := a.e.db.View(a.ctx, func(txn *store.Txn) error {
 		for _, c := range changes {
 			if k := c.Target.Kind; k != store.EntryFile && k != store.EntrySymlink {
 				continue
@@ -154,6 +301,10 @@ func (a *applier) check(changes []Change) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return bad, nil
 }
 
 // ancestors yields the proper ancestors of a relative path, outermost first.
@@ -194,14 +345,60 @@ func (a *applier) reachable(p string, wantPresent bool) (bool, error) {
 			}
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			return false, &PathError{p, fmt.Sprintf("its parent %q is a symlink, and a path through a symlink can lead anywhere", anc)}
+			return false, &PathError{p, fmt.Sprintf("%q is a symlink now, and writing through it could reach outside the workspace; put a real directory back at %q (or move the link away), then try again", anc, anc)}
 		}
 		if !wantPresent {
 			return false, nil // below a file: nothing to delete
 		}
-		return false, &PathError{p, fmt.Sprintf("its parent %q is a %s, not a directory", anc, kindOnDisk(fi))}
+		return false, &PathError{p, fmt.Sprintf("its parent %q is now a %s, not a directory; move it away, then try again", anc, kindOnDisk(fi))}
 	}
 	return true, nil
+}
+
+// replaceable refuses a file or link target where a directory stands that
+// still holds entries the list does not remove: the directory could not
+// be replaced, and the apply would stop halfway.
+func (a *applier) replaceable(p string) error {
+	fi, err := a.root.Lstat(p)
+	if err != nil || !fi.IsDir() {
+		return nil // absent, or not a directory: replaceable
+	}
+	if t, ok := a.targets[p]; ok && t.Kind == store.EntryDir {
+		return nil
+	}
+	var stuck func(dir string) (string, error)
+	stuck = func(dir string) (string, error) {
+		f, err := a.root.Open(dir)
+		if err != nil {
+			return "", fmt.Errorf("read directory %s: %w", dir, err)
+		}
+		names, err := f.Readdirnames(-1)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("read directory %s: %w", dir, err)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			q := joinRel(dir, n)
+			if t, ok := a.targets[q]; !ok || t.Exists() {
+				return q, nil
+			}
+			if fi, err := a.root.Lstat(q); err == nil && fi.IsDir() {
+				if s, err := stuck(q); s != "" || err != nil {
+					return s, err
+				}
+			}
+		}
+		return "", nil
+	}
+	s, err := stuck(p)
+	if err != nil {
+		return err
+	}
+	if s != "" {
+		return &PathError{p, fmt.Sprintf("it is now a directory, and %q in it is not the session's to remove; move the directory away, then try again", s)}
+	}
+	return nil
 }
 
 func kindOnDisk(fi fs.FileInfo) string {
@@ -220,6 +417,15 @@ func (a *applier) run(changes []Change) error {
 	for _, c := range order(changes) {
 		if err := a.ctx.Err(); err != nil {
 			return err
+		}
+		if a.guard {
+			ok, err := a.stillPlanned(c)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
 		}
 		var err error
 		if c.Target.Exists() {
@@ -499,4 +705,147 @@ func tempName(p string) string {
 	dir, name := splitRel(p)
 	sum := sha256.Sum256([]byte(name))
 	return filepath.ToSlash(joinRel(dir, ".sessiond-"+hex.EncodeToString(sum[:8])+".tmp"))
+}
+
+// stillPlanned reports whether c may be carried out: the path holds what
+// it held when c was planned, or is already done. Otherwise it records
+// the path as left, with the reason, and so are the paths below it.
+func (a *applier) stillPlanned(c Change) (bool, error) {
+	for anc := range ancestors(c.Path) {
+		if a.left[anc] {
+			return false, a.leave(c.Path, fmt.Sprintf("its parent %q was left as it is, so it is left too", anc))
+		}
+	}
+	cur, err := a.onDisk(c.Path, c.Before, &c.Target)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case sameEntry(cur, c.Target):
+		return true, nil // done already; put or remove finds nothing to do
+	case c.Before == nil:
+		return false, a.leave(c.Path, "the journal does not record what it held before (an older sessiond wrote it), and it is not yet what it was to become, so it is left as it is")
+	case sameEntry(cur, *c.Before):
+		return true, nil
+	}
+	return false, a.leave(c.Path, fmt.Sprintf("it was changed after this was planned: it now holds %s, neither what it held then nor its target, so it is left as it is", describe(cur)))
+}
+
+func (a *applier) leave(p, reason string) error {
+	if a.left == nil {
+		a.left = map[string]bool{}
+	}
+	a.left[p] = true
+	a.report.Conflicts = append(a.report.Conflicts, PathIssue{Path: p, Reason: reason})
+	return nil
+}
+
+func describe(e Entry) string {
+	switch e.Kind {
+	case store.EntryNone:
+		return "nothing (it was deleted)"
+	case store.EntryDir:
+		return "a directory"
+	case store.EntrySymlink:
+		return "a symlink"
+	case store.EntryFile:
+		return "other content or permissions"
+	}
+	return "a special or oversized file"
+}
+
+// sameEntry compares what two entries hold; directories and absent paths
+// match on kind alone (a directory's content is its files, each checked
+// on its own).
+func sameEntry(x, y Entry) bool {
+	if x.Kind != y.Kind {
+		return false
+	}
+	if x.Kind == store.EntryDir || x.Kind == store.EntryNone {
+		return true
+	}
+	return x.Hash == y.Hash && x.Mode.Perm() == y.Mode.Perm()
+}
+
+// OnDisk returns what each path under root is now, as an Entry with the
+// content hash a capture would record, without storing anything. A path
+// below a symlink or a file is absent; a special file, or one over the
+// size cap, is reported as skipped.
+func (e *Engine) OnDisk(ctx context.Context, root string, paths []string) ([]Entry, error) {
+	canon, err := e.canonicalRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	r, err := os.OpenRoot(canon)
+	if err != nil {
+		return nil, fmt.Errorf("open workspace %s: %w", canon, err)
+	}
+	defer r.Close()
+	a := &applier{e: e, ctx: ctx, root: r, rootPath: canon}
+	out := make([]Entry, len(paths))
+	for i, p := range paths {
+		if err := checkRel(p); err != nil {
+			return nil, err
+		}
+		if out[i], err = a.onDisk(p); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// onDisk returns what p is now. A file is hashed only when its size is
+// that of one of the candidates (the only entries it is compared with);
+// otherwise its hash is left zero, which matches no stored content.
+func (a *applier) onDisk(p string, candidates ...*Entry) (Entry, error) {
+	for anc := range ancestors(p) {
+		fi, err := a.root.Lstat(anc)
+		if err != nil {
+			if gone(err) {
+				return Entry{}, nil
+			}
+			return Entry{}, fmt.Errorf("stat %s: %w", anc, err)
+		}
+		if !fi.IsDir() {
+			return Entry{}, nil // below a file or a link: nothing there
+		}
+	}
+	fi, err := a.root.Lstat(p)
+	if err != nil {
+		if gone(err) {
+			return Entry{}, nil
+		}
+		return Entry{}, fmt.Errorf("stat %s: %w", p, err)
+	}
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		return Entry{Kind: store.EntryDir}, nil
+	case m&fs.ModeSymlink != 0:
+		target, err := a.root.Readlink(p)
+		if err != nil {
+			return Entry{}, fmt.Errorf("read link %s: %w", p, err)
+		}
+		return Entry{Kind: store.EntrySymlink, Size: int64(len(target)), Hash: store.BlobHash([]byte(target))}, nil
+	case m.IsRegular() && fi.Size() <= a.e.maxSize:
+		e := Entry{Kind: store.EntryFile, Mode: m.Perm(), Size: fi.Size()}
+		sized := len(candidates) == 0
+		for _, c := range candidates {
+			sized = sized || c != nil && c.Kind == store.EntryFile && c.Size == fi.Size()
+		}
+		if !sized {
+			return e, nil
+		}
+		f, err := a.root.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return Entry{}, fmt.Errorf("read %s: %w", p, err)
+		}
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, a.e.maxSize+1))
+		if err != nil {
+			return Entry{}, fmt.Errorf("read %s: %w", p, err)
+		}
+		e.Size, e.Hash = int64(len(data)), store.BlobHash(data)
+		return e, nil
+	}
+	return Entry{Kind: store.EntrySkipped, Mode: fi.Mode().Perm(), Size: fi.Size()}, nil
 }

@@ -336,3 +336,192 @@ func TestApplyRefusesBadLists(t *testing.T) {
 		t.Errorf("a skipped target was written: %q", got)
 	}
 }
+
+// guardedList is revertList with each change's Before taken from cur, as
+// the session layer journals it.
+func (v *env) guardedList(before, cur ID) []Change {
+	v.t.Helper()
+	out := v.revertList(before, cur)
+	for i := range out {
+		b := v.lookup(cur, out[i].Path)
+		out[i].Before = &b
+	}
+	return out
+}
+
+func issuePaths(is []PathIssue) []string {
+	var out []string
+	for _, i := range is {
+		out = append(out, i.Path)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestApplyGuardedLeavesWhatOthersChanged(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		// edit changes the workspace after the list was planned (nil:
+		// nothing) and returns the paths that must be left.
+		edit func(t *testing.T, root string) []string
+	}{
+		{"nothing changed", func(*testing.T, string) []string { return nil }},
+		{"a file edited", func(t *testing.T, root string) []string {
+			write(t, root, "a.txt", "edited by a person\n", 0o644)
+			return []string{"a.txt"}
+		}},
+		{"a file's mode changed", func(t *testing.T, root string) []string {
+			if err := os.Chmod(filepath.Join(root, "a.txt"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"a.txt"}
+		}},
+		{"a file to delete edited", func(t *testing.T, root string) []string {
+			write(t, root, "new.txt", "the person kept working on it\n", 0o644)
+			return []string{"new.txt"}
+		}},
+		{"a file to restore recreated", func(t *testing.T, root string) []string {
+			write(t, root, "gone.txt", "a person's new file\n", 0o644)
+			return []string{"gone.txt"}
+		}},
+		{"a directory to restore made a file", func(t *testing.T, root string) []string {
+			write(t, root, "d", "a file where the directory was\n", 0o644)
+			return []string{"d", "d/x.txt"}
+		}},
+		{"already done by hand", func(t *testing.T, root string) []string {
+			write(t, root, "a.txt", "a before\n", 0o644)
+			return nil
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			v := newEnv(t, Options{})
+			write(t, v.root, "a.txt", "a before\n", 0o644)
+			write(t, v.root, "gone.txt", "deleted by the turn\n", 0o644)
+			write(t, v.root, "d/x.txt", "in a directory the turn removed\n", 0o644)
+			before := v.capture(nil, nil)
+			write(t, v.root, "a.txt", "a after\n", 0o644)
+			write(t, v.root, "new.txt", "made by the turn\n", 0o644)
+			remove(t, v.root, "gone.txt")
+			remove(t, v.root, "d")
+			cur := v.capture(nil, nil)
+			list := v.guardedList(before, cur)
+
+			left := c.edit(t, v.root)
+			kept := map[string]string{}
+			for _, p := range left {
+				if fi, err := os.Lstat(filepath.Join(v.root, p)); err == nil && fi.Mode().IsRegular() {
+					kept[p] = readDisk(t, v.root, p)
+				}
+			}
+			r, err := v.e.ApplyGuarded(context.Background(), v.root, list)
+			if err != nil {
+				t.Fatalf("ApplyGuarded: %v", err)
+			}
+			if got := issuePaths(r.Conflicts); !slices.Equal(got, left) {
+				t.Fatalf("conflicts %v, want %v", r.Conflicts, left)
+			}
+			for p, content := range kept {
+				if got := readDisk(t, v.root, p); got != content {
+					t.Errorf("%s was overwritten: %q, want %q", p, got, content)
+				}
+			}
+			for _, ch := range list {
+				if slices.Contains(left, ch.Path) {
+					continue
+				}
+				if got, want := v.onDisk(ch.Path), ch.Target; !sameEntry(got, want) {
+					t.Errorf("%s is %+v, want %+v", ch.Path, got, want)
+				}
+			}
+			// A second run finds the same conflicts and changes nothing else.
+			r2, err := v.e.ApplyGuarded(context.Background(), v.root, list)
+			if err != nil || !slices.Equal(issuePaths(r2.Conflicts), left) || len(r2.Written)+len(r2.Deleted) != 0 {
+				t.Errorf("second run: %+v, %v", r2, err)
+			}
+		})
+	}
+}
+
+func (v *env) onDisk(p string) Entry {
+	v.t.Helper()
+	es, err := v.e.OnDisk(context.Background(), v.root, []string{p})
+	if err != nil {
+		v.t.Fatalf("OnDisk(%s): %v", p, err)
+	}
+	return es[0]
+}
+
+func TestApplyGuardedWithoutBeforeLeavesUndone(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, Options{})
+	write(t, v.root, "done.txt", "d before\n", 0o644)
+	write(t, v.root, "todo.txt", "t before\n", 0o644)
+	before := v.capture(nil, nil)
+	write(t, v.root, "todo.txt", "t after\n", 0o644)
+	// A journal of an older version: no Before, one path done already.
+	list := []Change{
+		{Path: "done.txt", Target: v.lookup(before, "done.txt")},
+		{Path: "todo.txt", Target: v.lookup(before, "todo.txt")},
+	}
+	r, err := v.e.ApplyGuarded(context.Background(), v.root, list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := issuePaths(r.Conflicts); !slices.Equal(got, []string{"todo.txt"}) {
+		t.Errorf("conflicts %v, want todo.txt", r.Conflicts)
+	}
+	if got := readDisk(t, v.root, "todo.txt"); got != "t after\n" {
+		t.Errorf("todo.txt = %q: a path with no recorded before was overwritten", got)
+	}
+}
+
+func TestCheckApplyListsUnsafePaths(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, Options{})
+	outside := t.TempDir()
+	write(t, outside, "victim", "must survive\n", 0o644)
+	write(t, v.root, "ok.txt", "original\n", 0o644)
+	write(t, v.root, "file", "a file\n", 0o644)
+	write(t, v.root, "full/kept.log", "not in the list\n", 0o644)
+	symlink(t, v.root, "out", outside)
+	snap := v.capture(nil, nil)
+	content := v.lookup(snap, "ok.txt")
+	list := []Change{
+		{Path: "ok.txt", Target: content},
+		{Path: "out/victim", Target: content},
+		{Path: "out/gone", Target: Entry{}},
+		{Path: "file/x", Target: content},
+		{Path: "full", Target: content},
+		{Path: ".git/config", Target: content},
+	}
+	issues, err := v.e.CheckApply(context.Background(), v.root, list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{".git/config", "file/x", "full", "out/gone", "out/victim"}
+	if got := issuePaths(issues); !slices.Equal(got, want) {
+		t.Fatalf("CheckApply = %v, want %v", issues, want)
+	}
+	for _, is := range issues {
+		if is.Reason == "" {
+			t.Errorf("%s has no reason", is.Path)
+		}
+	}
+	// Apply refuses the same list whole, with every path in the error.
+	_, err = v.e.Apply(context.Background(), v.root, list)
+	var ue *UnsafeError
+	if !errors.As(err, &ue) || len(ue.Issues) != len(want) || !errors.Is(err, ErrEscape) {
+		t.Fatalf("Apply = %v, want an *UnsafeError with %d paths", err, len(want))
+	}
+	if got := readDisk(t, v.root, "ok.txt"); got != "original\n" {
+		t.Errorf("ok.txt was written: %q", got)
+	}
+	// A directory the list empties can be replaced.
+	issues, err = v.e.CheckApply(context.Background(), v.root, []Change{{Path: "full", Target: content}, {Path: "full/kept.log"}})
+	if err != nil || len(issues) != 0 {
+		t.Errorf("CheckApply of a directory the list empties = %v, %v", issues, err)
+	}
+}
