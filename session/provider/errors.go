@@ -18,7 +18,7 @@ type ProviderError struct {
 	// Message is the provider's own text, or what went wrong on the wire.
 	Message string
 	// Retryable says whether trying again may help: 429, 5xx, overloaded,
-	// connection failures.
+	// connections reset or cut short; not a refused connection.
 	Retryable bool
 	// RetryAfter is the wait the provider asked for (Retry-After), 0 if
 	// none.
