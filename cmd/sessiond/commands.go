@@ -240,7 +240,7 @@ func (a *app) runInit(ctx context.Context, sessionArg string, p session.InitPara
 		if rpcCode(err) == rpc.CodeMethodNotFound {
 			return a.tooOld(ctx, c, "session/init", err)
 		}
-		err = existingHint(err, sessionArg)
+		err = a.explain(ctx, c, existingHint(err, sessionArg))
 		if code := rpcCode(err); created && (code == rpc.CodeInvalidParams || code == rpc.CodeNoProvider) {
 			// Refused before it ran: the new session holds nothing.
 			if c.Call(context.WithoutCancel(ctx), "session/delete", map[string]string{"sessionID": p.SessionID}, nil) == nil {

@@ -25,6 +25,8 @@ type app struct {
 	dataDir string
 	socket  string
 	json    bool
+
+	args []string // the verb's arguments
 }
 
 // We use cobra for the command line: it is the most widely used and kept
@@ -62,6 +64,9 @@ not a terminal, and prints this help when it is.`,
 
 	root.AddCommand(a.serveCmd(), a.stdioCmd(), a.versionCmd(), a.doctorCmd())
 	root.AddCommand(a.sessionCmds()...)
+	// The verb's arguments, for the hints errors get (explain).
+	root.PersistentPreRun = func(_ *cobra.Command, args []string) { a.args = args }
+	usageErrors(root)
 	return root
 }
 

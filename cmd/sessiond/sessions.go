@@ -19,14 +19,15 @@ func (a *app) sessionCmds() []*cobra.Command {
 	return append(append([]*cobra.Command{a.lsCmd(), a.newCmd(), a.showCmd(), a.renameCmd(), a.rmCmd(), a.statusCmd()}, a.timeMachineCmds()...), append(a.agentCmds(), a.commandCmds()...)...)
 }
 
-// withClient runs fn with a connected client.
+// withClient runs fn with a connected client, and says what to do about
+// the errors users meet most (explain).
 func (a *app) withClient(ctx context.Context, fn func(c *rpc.Client) error) error {
 	c, err := a.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	return fn(c)
+	return a.explain(ctx, c, fn(c))
 }
 
 func cwd() (string, error) {

@@ -138,8 +138,8 @@ run it.`,
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "stop the command after this long, e.g. 30s or 10m (default 2m)")
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return fmt.Errorf("%w (put the command after --: sessiond shell SESSION -- COMMAND...)", err)
+	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return newUsageError(cmd, err.Error()+" (put the command after --: sessiond shell SESSION -- COMMAND...)")
 	})
 	return cmd
 }
