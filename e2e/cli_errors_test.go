@@ -30,6 +30,8 @@ func TestCLIArgumentErrors(t *testing.T) {
 		{[]string{"fork"}, "sessiond fork SESSION [MESSAGE]", "fork needs SESSION [MESSAGE]"},
 		{[]string{"status", "a", "b"}, "sessiond status [SESSION]", "status takes [SESSION]"},
 		{[]string{"new", "title"}, "sessiond new", "new takes no arguments"},
+		{[]string{"stop", "now"}, "sessiond stop", "stop takes no arguments"},
+		{[]string{"restart", "now"}, "sessiond restart", "restart takes no arguments"},
 		{[]string{"shell", "ses_x"}, "sessiond shell SESSION -- COMMAND...", "give a session and the command to run"},
 		{[]string{"prompt"}, "sessiond prompt SESSION TEXT...", "give a session"},
 		{[]string{"ls", "--bogus"}, "sessiond ls", "unknown flag: --bogus"},

@@ -318,10 +318,10 @@ func writeInit(w io.Writer, sessionID, where string, res session.InitResult) {
 
 // tooOld explains a method the running daemon does not know.
 func (a *app) tooOld(ctx context.Context, c *rpc.Client, method string, err error) error {
-	msg := fmt.Sprintf("the running daemon is older than this binary and has no %s: restart it (`sessiond status` shows its pid; kill it and the next verb starts the new one)", method)
+	msg := fmt.Sprintf("the running daemon is older than this binary and has no %s: run `sessiond restart` to start this binary's daemon", method)
 	var st daemon.DaemonStatus
 	if c.Call(ctx, "daemon/status", nil, &st) == nil && st.PID > 0 {
-		msg = fmt.Sprintf("the running daemon (version %s, pid %d) has no %s: restart it with `kill %d`; the next verb starts the new one", st.Version, st.PID, method, st.PID)
+		msg = fmt.Sprintf("the running daemon (version %s, pid %d) has no %s: run `sessiond restart` to start this binary's daemon", st.Version, st.PID, method)
 	}
 	return &hintError{msg: msg, err: err}
 }

@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sessiond/sessiond/daemon"
 	"github.com/sessiond/sessiond/rpc"
 )
 
@@ -106,8 +111,9 @@ func describeArgs(cmd *cobra.Command, args []string) string {
 }
 
 // explain adds what to do to the protocol errors a user meets most: a
-// session or message that does not exist. Other errors, and errors a verb
-// explained itself, pass unchanged.
+// session or message that does not exist, and a model key the running
+// daemon does not have. Other errors, and errors a verb explained itself,
+// pass unchanged.
 func (a *app) explain(ctx context.Context, c *rpc.Client, err error) error {
 	var re *rpc.Error
 	var he *hintError
@@ -117,6 +123,8 @@ func (a *app) explain(ctx context.Context, c *rpc.Client, err error) error {
 	switch re.Code {
 	case rpc.CodeNotFound:
 		return a.notFoundHint(re, err)
+	case rpc.CodeNoProvider:
+		return a.noProviderHint(ctx, c, re, err)
 	}
 	return err
 }
@@ -134,4 +142,61 @@ func (a *app) notFoundHint(re *rpc.Error, err error) error {
 		return &hintError{msg: fmt.Sprintf("%s; run `%s` to see the session's messages (`--all` shows those a revert hides)", re.Message, log), err: err}
 	}
 	return err
+}
+
+// noProviderHint tells the user when the caller's environment has a
+// variable the daemon's lacks: the daemon's environment is fixed when it
+// starts, so a key exported since is invisible to it until a restart.
+func (a *app) noProviderHint(ctx context.Context, c *rpc.Client, re *rpc.Error, err error) error {
+	var set []string
+	for _, name := range noProviderEnv(re) {
+		if os.Getenv(name) != "" {
+			set = append(set, name)
+		}
+	}
+	if len(set) == 0 || c == nil {
+		return err
+	}
+	daemonDesc := "the running daemon"
+	var st daemon.DaemonStatus
+	if c.Call(ctx, "daemon/status", nil, &st) == nil && st.PID > 0 {
+		daemonDesc = fmt.Sprintf("the running daemon (pid %d, started %s)", st.PID, time.UnixMilli(st.StartedAt).Local().Format(time.DateTime))
+	}
+	vars, is, it := set[0], "is", "it"
+	if len(set) > 1 {
+		vars, is, it = strings.Join(set[:len(set)-1], ", ")+" and "+set[len(set)-1], "are", "them"
+	}
+	msg := fmt.Sprintf("%s\nsessiond: %s %s set in your shell, but %s was started without %s: a daemon keeps the environment it started with. Run `sessiond restart` to start it again from this shell.",
+		re.Message, vars, is, daemonDesc, it)
+	return &hintError{msg: msg, err: err}
+}
+
+// setVar finds "set NAME" in an older daemon's NoProvider message.
+var setVar = regexp.MustCompile(`\bset ([A-Z][A-Z0-9_]*)\b`)
+
+// noProviderEnv is the variables a NoProvider error says would fix it:
+// data.env from a daemon that sends it; from an older one, the two keys
+// and any variable its message says to set.
+func noProviderEnv(re *rpc.Error) []string {
+	if list, ok := re.Data["env"].([]any); ok {
+		var out []string
+		for _, v := range list {
+			if s, ok := v.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	var out []string
+	for _, name := range []string{"ANTHROPIC_API_KEY", "OPENAI_API_KEY"} {
+		if strings.Contains(re.Message, name) {
+			out = append(out, name)
+		}
+	}
+	for _, m := range setVar.FindAllStringSubmatch(re.Message, -1) {
+		if !slices.Contains(out, m[1]) {
+			out = append(out, m[1])
+		}
+	}
+	return out
 }
