@@ -34,6 +34,9 @@ type Config struct {
 	// CrashPoint names a test-only point where the daemon kills itself
 	// (SESSIOND_TEST_CRASH_POINT), so tests can check recovery.
 	CrashPoint string
+	// HideMethods leaves methods out of the method table, so tests can
+	// play an older daemon (SESSIOND_TEST_HIDE_METHODS).
+	HideMethods []string
 }
 
 // DefaultIdleTimeout is how long a daemon with no client waits before it

@@ -46,6 +46,9 @@ type Daemon struct {
 	wg       sync.WaitGroup
 	closed   bool
 	listener net.Listener
+
+	stop     chan struct{} // closed by daemon/shutdown
+	stopOnce sync.Once
 }
 
 // connState is what the daemon keeps per connection.
@@ -84,6 +87,7 @@ func Open(ctx context.Context, cfg Config, mode string, logger *slog.Logger) (*D
 		started:  time.Now(),
 		conns:    map[*rpc.Conn]*connState{},
 		idle:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
 	}
 	d.trackers = workspace.NewTrackers(engine, workspace.TrackerOptions{
 		Exclude:  []string{cfg.DataDir},
@@ -189,7 +193,12 @@ func (d *Daemon) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
 	})
 	d.log.Debug("client connected", "conn", c.ID())
 
-	<-c.Done()
+	select {
+	case <-c.Done():
+	case <-d.stop: // daemon/shutdown; a standalone process ends with its one connection
+		c.Close()
+		<-c.Done()
+	}
 
 	d.hub.remove(c)
 	d.mu.Lock()
@@ -255,6 +264,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			d.log.Info("shutting down", "reason", context.Cause(ctx))
+			return nil
+		case <-d.stop:
+			d.log.Info("shutting down", "reason", "daemon/shutdown")
 			return nil
 		case <-d.idle:
 			if d.connections() == 0 {

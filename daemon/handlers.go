@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/sessiond/sessiond/rpc"
@@ -273,6 +274,11 @@ func (d *Daemon) routes() *rpc.Mux {
 	handle(d, m, "daemon/gc", func(ctx context.Context, c *rpc.Conn, _ struct{}) (GCResult, error) {
 		return d.collect(ctx)
 	}, rpc.Unordered())
+	if !slices.Contains(d.cfg.HideMethods, "daemon/shutdown") {
+		handle(d, m, "daemon/shutdown", func(ctx context.Context, c *rpc.Conn, _ struct{}) (ShutdownResult, error) {
+			return ShutdownResult{OK: true, PID: os.Getpid()}, nil
+		}, rpc.Unordered(), rpc.AfterReply(func(*rpc.Conn) { d.requestStop() }))
+	}
 	d.contextRoutes(m)
 	d.commandRoutes(m)
 	return m
@@ -429,6 +435,9 @@ func toRPCError(err error) error {
 		e := rpc.NewError(rpc.CodeNoProvider, "%s", np.Error())
 		if !np.Ref.IsZero() {
 			e = e.With("model", np.Ref)
+		}
+		if len(np.Env) > 0 {
+			e = e.With("env", np.Env)
 		}
 		return e
 	case errors.As(err, &pv):

@@ -207,7 +207,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"show", kidID}, 3, `session "` + kidID + `" not found`},
 		{[]string{"rename", alphaID, "  "}, 3, "title cannot be empty"},
 		{[]string{"new", "--dir", "no/such/dir"}, 3, filepath.Join(s.base, "no/such/dir")},
-		{[]string{"show"}, 1, "accepts 1 arg(s), received 0"},
+		{[]string{"show"}, 1, "show needs SESSION; got no arguments"},
 		{[]string{"ls", "--bogus"}, 1, "unknown flag: --bogus"},
 		{[]string{"frobnicate"}, 1, `unknown command "frobnicate"`},
 	}

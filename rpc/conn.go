@@ -429,6 +429,9 @@ func (c *Conn) run(r *request) {
 		return
 	}
 	c.writeResult(r, result)
+	if r.m != nil && r.m.afterReply != nil {
+		r.m.afterReply(c)
+	}
 }
 
 // invoke calls the handler, turning a panic into an InternalError so one

@@ -520,3 +520,37 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}()
 	eventually(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+// TestAfterReply: a method's AfterReply runs once its reply is on the
+// wire, so closing the connection there still delivers the answer; it
+// does not run when the method fails.
+func TestAfterReply(t *testing.T) {
+	m := NewMux()
+	ran := make(chan string, 2)
+	Handle(m, "bye", func(context.Context, *Conn, struct{}) (string, error) {
+		return "bye", nil
+	}, AfterReply(func(c *Conn) {
+		ran <- "bye"
+		c.Close()
+	}))
+	Handle(m, "fail", func(context.Context, *Conn, struct{}) (any, error) {
+		return nil, NewError(CodeInvalidParams, "no")
+	}, AfterReply(func(*Conn) { ran <- "fail" }))
+	conn, c := startServer(t, m, ServerOptions{})
+	p := newPeer(t, conn, FramingNDJSON)
+	if r := p.call(`{"jsonrpc":"2.0","id":1,"method":"fail"}`); r.Error == nil {
+		t.Fatalf("fail answered %+v", r)
+	}
+	if r := p.call(`{"jsonrpc":"2.0","id":2,"method":"bye"}`); r.Error != nil || string(r.Result) != `"bye"` {
+		t.Fatalf("bye answered %+v", r)
+	}
+	<-c.Done()
+	close(ran)
+	var got []string
+	for s := range ran {
+		got = append(got, s)
+	}
+	if len(got) != 1 || got[0] != "bye" {
+		t.Errorf("AfterReply ran for %v, want [bye]", got)
+	}
+}

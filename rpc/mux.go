@@ -22,9 +22,10 @@ type Mux struct {
 
 // method is one registered handler with its params decoding baked in.
 type method struct {
-	name      string
-	unordered bool
-	call      func(ctx context.Context, c *Conn, params json.RawMessage) (any, error)
+	name       string
+	unordered  bool
+	call       func(ctx context.Context, c *Conn, params json.RawMessage) (any, error)
+	afterReply func(c *Conn)
 }
 
 // MethodOption tunes how a method is dispatched.
@@ -36,6 +37,13 @@ type MethodOption func(*method)
 // session/status.
 func Unordered() MethodOption {
 	return func(m *method) { m.unordered = true }
+}
+
+// AfterReply runs fn once a successful reply of the method was written to
+// the connection (or failed to be): for a method whose effect must not
+// overtake its answer, such as daemon/shutdown closing the connection.
+func AfterReply(fn func(c *Conn)) MethodOption {
+	return func(m *method) { m.afterReply = fn }
 }
 
 // NewMux returns an empty Mux.

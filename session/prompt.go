@@ -309,6 +309,9 @@ func (s *Service) Close() {
 	a.stop(errShutdown)
 	a.mu.Unlock()
 	a.wg.Wait()
+	// Shell and upload turns cut by their closed connections record what
+	// they did before the store closes.
+	s.turns.wait()
 }
 
 // cancelJob drops j from its queue, or aborts its turn if it runs.

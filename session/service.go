@@ -353,6 +353,9 @@ func (s *Service) setLifecycle(ctx context.Context, id, to string) (Session, err
 // ListParams are the params of session/list.
 type ListParams struct {
 	Directory string `json:"directory,omitempty"`
+	// Project widens Directory to the whole project that holds it: every
+	// clone, worktree and subdirectory, as `sessiond ls` lists them.
+	Project   bool   `json:"project,omitempty"`
 	ProjectID string `json:"projectID,omitempty"`
 	ParentID  string `json:"parentID,omitempty"`
 	RootsOnly bool   `json:"rootsOnly,omitempty"`
@@ -393,6 +396,9 @@ func (s *Service) List(ctx context.Context, p ListParams) (ListResult, error) {
 	if p.Cursor != "" && !store.ValidID(store.KindSession, p.Cursor) {
 		return ListResult{}, paramErr("cursor", "cursor %q is not a nextCursor from session/list", p.Cursor)
 	}
+	if p.Project && p.Directory == "" {
+		return ListResult{}, paramErr("project", "project: true lists the project that holds a directory: pass directory too")
+	}
 	var dir string
 	if p.Directory != "" {
 		proj, canon, err := s.projects.Lookup(ctx, p.Directory)
@@ -406,6 +412,9 @@ func (s *Service) List(ctx context.Context, p ListParams) (ListResult, error) {
 			return ListResult{Sessions: []Session{}}, nil
 		}
 		p.ProjectID, dir = proj.ID, canon
+		if p.Project {
+			dir = "" // the whole project, not only what lies below directory
+		}
 	}
 	var prefix []byte
 	switch {

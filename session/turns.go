@@ -46,6 +46,11 @@ func (s *Service) crashAt(point string) {
 type turnLocks struct {
 	mu sync.Mutex
 	m  map[string]*turnLock
+	// held counts the locks taken; idle is signalled when it drops to 0,
+	// so Close can let cut turns record what they did before the store
+	// closes.
+	held int
+	idle *sync.Cond
 }
 
 type turnLock struct {
@@ -76,12 +81,40 @@ func (l *turnLocks) put(id string, t *turnLock) {
 	}
 }
 
+// taken counts a lock taken and returns its release.
+func (l *turnLocks) taken(id string, t *turnLock) func() {
+	l.mu.Lock()
+	l.held++
+	l.mu.Unlock()
+	return func() {
+		<-t.sem
+		l.put(id, t)
+		l.mu.Lock()
+		if l.held--; l.held == 0 && l.idle != nil {
+			l.idle.Broadcast()
+		}
+		l.mu.Unlock()
+	}
+}
+
+// wait returns once no turn holds its lock.
+func (l *turnLocks) wait() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.idle == nil {
+		l.idle = sync.NewCond(&l.mu)
+	}
+	for l.held > 0 {
+		l.idle.Wait()
+	}
+}
+
 // acquire waits for the session's turn; release must be called.
 func (l *turnLocks) acquire(ctx context.Context, id string) (release func(), err error) {
 	t := l.get(id)
 	select {
 	case t.sem <- struct{}{}:
-		return func() { <-t.sem; l.put(id, t) }, nil
+		return l.taken(id, t), nil
 	case <-ctx.Done():
 		l.put(id, t)
 		return nil, ctx.Err()
@@ -93,7 +126,7 @@ func (l *turnLocks) try(id string) (release func(), ok bool) {
 	t := l.get(id)
 	select {
 	case t.sem <- struct{}{}:
-		return func() { <-t.sem; l.put(id, t) }, true
+		return l.taken(id, t), true
 	default:
 		l.put(id, t)
 		return nil, false

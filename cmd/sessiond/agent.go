@@ -218,7 +218,7 @@ func (a *app) runPrompt(ctx context.Context, sessionArg string, words []string, 
 	v.expect(p)
 	var st map[string]session.Status
 	if err := c.Call(ctx, "session/status", map[string]string{"sessionID": p.SessionID}, &st); err != nil {
-		return err
+		return a.explain(ctx, c, err)
 	}
 	if s := st[p.SessionID]; s.State != "idle" && s.State != "" {
 		v.note("the session is busy with another turn: this prompt waits in its queue (Ctrl-C drops it)")
@@ -257,6 +257,7 @@ func (a *app) runPrompt(ctx context.Context, sessionArg string, words []string, 
 		return exitCode(130)
 	}
 	v.close()
+	err = a.explain(context.WithoutCancel(ctx), c, err)
 	if code := rpcCode(err); created && (code == rpc.CodeNoProvider || code == rpc.CodeInvalidParams) {
 		// Refused before it ran: the new session holds nothing.
 		if c.Call(context.WithoutCancel(ctx), "session/delete", map[string]string{"sessionID": p.SessionID}, nil) == nil {

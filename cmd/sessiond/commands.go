@@ -240,7 +240,7 @@ func (a *app) runInit(ctx context.Context, sessionArg string, p session.InitPara
 		if rpcCode(err) == rpc.CodeMethodNotFound {
 			return a.tooOld(ctx, c, "session/init", err)
 		}
-		err = existingHint(err, sessionArg)
+		err = a.explain(ctx, c, existingHint(err, sessionArg))
 		if code := rpcCode(err); created && (code == rpc.CodeInvalidParams || code == rpc.CodeNoProvider) {
 			// Refused before it ran: the new session holds nothing.
 			if c.Call(context.WithoutCancel(ctx), "session/delete", map[string]string{"sessionID": p.SessionID}, nil) == nil {
@@ -318,10 +318,10 @@ func writeInit(w io.Writer, sessionID, where string, res session.InitResult) {
 
 // tooOld explains a method the running daemon does not know.
 func (a *app) tooOld(ctx context.Context, c *rpc.Client, method string, err error) error {
-	msg := fmt.Sprintf("the running daemon is older than this binary and has no %s: restart it (`sessiond status` shows its pid; kill it and the next verb starts the new one)", method)
+	msg := fmt.Sprintf("the running daemon is older than this binary and has no %s: run `sessiond restart` to start this binary's daemon", method)
 	var st daemon.DaemonStatus
 	if c.Call(ctx, "daemon/status", nil, &st) == nil && st.PID > 0 {
-		msg = fmt.Sprintf("the running daemon (version %s, pid %d) has no %s: restart it with `kill %d`; the next verb starts the new one", st.Version, st.PID, method, st.PID)
+		msg = fmt.Sprintf("the running daemon (version %s, pid %d) has no %s: run `sessiond restart` to start this binary's daemon", st.Version, st.PID, method)
 	}
 	return &hintError{msg: msg, err: err}
 }

@@ -25,6 +25,8 @@ type app struct {
 	dataDir string
 	socket  string
 	json    bool
+
+	args []string // the verb's arguments
 }
 
 // We use cobra for the command line: it is the most widely used and kept
@@ -62,6 +64,10 @@ not a terminal, and prints this help when it is.`,
 
 	root.AddCommand(a.serveCmd(), a.stdioCmd(), a.versionCmd(), a.doctorCmd())
 	root.AddCommand(a.sessionCmds()...)
+	root.AddCommand(a.lifecycleCmds()...)
+	// The verb's arguments, for the hints errors get (explain).
+	root.PersistentPreRun = func(_ *cobra.Command, args []string) { a.args = args }
+	usageErrors(root)
 	return root
 }
 
@@ -146,6 +152,7 @@ is not running; run it by hand to watch its log.`,
 			// Test-only: tests of crash recovery name a point where the
 			// daemon kills itself. Unset, nothing changes.
 			cfg.CrashPoint = os.Getenv("SESSIOND_TEST_CRASH_POINT")
+			cfg.HideMethods = strings.Fields(os.Getenv("SESSIOND_TEST_HIDE_METHODS"))
 			cfg.GCPin = gcPin
 			lvl, err := parseLevel(level)
 			if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -18,14 +19,15 @@ func (a *app) sessionCmds() []*cobra.Command {
 	return append(append([]*cobra.Command{a.lsCmd(), a.newCmd(), a.showCmd(), a.renameCmd(), a.rmCmd(), a.statusCmd()}, a.timeMachineCmds()...), append(a.agentCmds(), a.commandCmds()...)...)
 }
 
-// withClient runs fn with a connected client.
+// withClient runs fn with a connected client, and says what to do about
+// the errors users meet most (explain).
 func (a *app) withClient(ctx context.Context, fn func(c *rpc.Client) error) error {
 	c, err := a.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	return fn(c)
+	return a.explain(ctx, c, fn(c))
 }
 
 func cwd() (string, error) {
@@ -53,21 +55,29 @@ func absDir(dir string) (string, error) {
 func (a *app) lsCmd() *cobra.Command {
 	var p session.ListParams
 	var dir string
-	var all bool
+	var all, here bool
 	cmd := &cobra.Command{
 		Use:   "ls",
-		Short: "List the sessions of this workspace, newest first",
-		Long: `List sessions, newest first. By default, the sessions of the workspace that
-holds the current directory (or --dir); --all lists every workspace's.
-Archived sessions are hidden; --archived lists only them.`,
+		Short: "List the sessions of this project, newest first",
+		Long: `List sessions, newest first, with the directory each was made in.
+
+By default, the sessions of the project that holds the current directory (or
+--dir): a git repository's sessions list together from any of its clones,
+worktrees and subdirectories (a repository is known by its first commit).
+--here lists only the sessions made in the current directory or below it;
+--all lists every project's. Archived sessions are hidden; --archived lists
+only them. Listing never registers a directory as a project.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if all && here {
+				return errors.New("--all and --here contradict each other: --all lists every project, --here only this directory")
+			}
 			if !all {
 				d, err := absDir(dir)
 				if err != nil {
 					return err
 				}
-				p.Directory = d
+				p.Directory, p.Project = d, !here
 			}
 			return a.withClient(cmd.Context(), func(c *rpc.Client) error {
 				var res session.ListResult
@@ -99,8 +109,9 @@ Archived sessions are hidden; --archived lists only them.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&dir, "dir", "", "list the sessions of the workspace holding this directory (default: the current one)")
-	f.BoolVar(&all, "all", false, "list the sessions of every workspace")
+	f.StringVar(&dir, "dir", "", "list the sessions of the project holding this directory (default: the current one)")
+	f.BoolVar(&here, "here", false, "only the sessions made in this directory (or --dir) and below, not the rest of the project")
+	f.BoolVar(&all, "all", false, "list the sessions of every project")
 	f.BoolVar(&p.Archived, "archived", false, "list only archived sessions")
 	f.BoolVar(&p.RootsOnly, "roots", false, "leave out child sessions")
 	f.StringVar(&p.Search, "search", "", "keep sessions whose title contains this")

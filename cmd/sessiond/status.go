@@ -135,7 +135,7 @@ func (a *app) doctor(ctx context.Context) []check {
 		case st.Version != buildVersion():
 			out = append(out, check{Name: "daemon", Status: "warn",
 				Detail: fmt.Sprintf("running version %s (pid %d), this binary is %s", st.Version, st.PID, buildVersion()),
-				Fix:    "restart it to pick up this version: kill " + strconv.Itoa(st.PID) + " (it restarts on next use)"})
+				Fix:    "run `sessiond restart` to start this binary's daemon"})
 		default:
 			out = append(out, check{Name: "daemon", Status: "ok", Detail: fmt.Sprintf("version %s, pid %d, socket %s", st.Version, st.PID, cfg.Socket)})
 		}

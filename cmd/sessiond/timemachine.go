@@ -138,8 +138,8 @@ run it.`,
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "stop the command after this long, e.g. 30s or 10m (default 2m)")
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return fmt.Errorf("%w (put the command after --: sessiond shell SESSION -- COMMAND...)", err)
+	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return newUsageError(cmd, err.Error()+" (put the command after --: sessiond shell SESSION -- COMMAND...)")
 	})
 	return cmd
 }
@@ -819,14 +819,14 @@ func (a *app) gcCmd() *cobra.Command {
 // oldDaemon explains a method the running daemon does not know: it was
 // started from an older binary.
 func (a *app) oldDaemon(ctx context.Context, c *rpc.Client, err error) error {
-	msg := "the running daemon is older than this binary and has no daemon/gc: restart it (`sessiond status` shows its pid; kill it and the next verb starts the new one)"
+	msg := "the running daemon is older than this binary and has no daemon/gc: run `sessiond restart` to start this binary's daemon"
 	var st daemon.DaemonStatus
 	if c.Call(ctx, "daemon/status", nil, &st) == nil {
 		running := fmt.Sprintf("the running daemon (version %s, pid %d)", st.Version, st.PID)
 		if st.Version != buildVersion() {
 			running += fmt.Sprintf(" is older than this binary (%s) and", buildVersion())
 		}
-		msg = fmt.Sprintf("%s has no daemon/gc: restart it with `kill %d`; the next verb starts the new one", running, st.PID)
+		msg = fmt.Sprintf("%s has no daemon/gc: run `sessiond restart` to start this binary's daemon", running)
 	}
 	return &hintError{msg: msg, err: err}
 }

@@ -361,6 +361,18 @@ func (c *Config) env(key string) string {
 	return c.getenv(key)
 }
 
+// unset returns the keys that are empty in the environment, for
+// NoProviderError.Env.
+func (c *Config) unset(keys ...string) []string {
+	var out []string
+	for _, k := range keys {
+		if k != "" && c.env(k) == "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // typeOf is a provider's wire format.
 func typeOf(id string, p ProviderConfig) string {
 	if p.Type != "" {
@@ -407,7 +419,7 @@ func redact(key string) string {
 func (c *Config) settings(id string, ref ModelRef) (Settings, error) {
 	p, ok := c.Providers[id]
 	if !ok {
-		return Settings{}, &NoProviderError{Ref: ref, Msg: c.missingProvider(id)}
+		return Settings{}, &NoProviderError{Ref: ref, Msg: c.missingProvider(id), Env: c.providerEnv(id)}
 	}
 	s := Settings{ID: id, Type: typeOf(id, p), BaseURL: p.BaseURL, APIKey: p.APIKey, Headers: p.Headers}
 	keyEnv := p.APIKeyEnv
@@ -447,7 +459,7 @@ func (c *Config) settings(id string, ref ModelRef) (Settings, error) {
 		if env == "" {
 			env = "the variable named by \"apiKeyEnv\""
 		}
-		return Settings{}, &NoProviderError{Ref: ref, Msg: fmt.Sprintf(
+		return Settings{}, &NoProviderError{Ref: ref, Env: c.unset(keyEnv), Msg: fmt.Sprintf(
 			"provider %q has no API key: set %s, or \"apiKey\" for it under \"providers\" in %s", id, env, c.UserPath)}
 	}
 	if err := c.checkKeyTarget(id, s, ref); err != nil {
@@ -494,6 +506,25 @@ func (c *Config) missingProvider(id string) string {
 		id, c.files(), id)
 }
 
+// providerEnv is what would configure provider id from the environment.
+func (c *Config) providerEnv(id string) []string {
+	switch id {
+	case TypeOpenAI:
+		return c.unset(EnvOpenAIKey, EnvOpenAIBaseURL)
+	case TypeAnthropic:
+		return c.unset(EnvAnthropicKey, EnvAnthropicBaseURL)
+	}
+	return nil
+}
+
+// noModelEnv is what would give noModel's case a model.
+func (c *Config) noModelEnv() []string {
+	if len(c.Providers) == 0 {
+		return c.unset(EnvAnthropicKey, EnvOpenAIKey, EnvOpenAIBaseURL, EnvAnthropicBaseURL)
+	}
+	return c.unset(EnvModel)
+}
+
 // noModel explains how to pick a default model.
 func (c *Config) noModel() string {
 	if len(c.Providers) == 0 {
@@ -536,5 +567,5 @@ func (c *Config) defaultRef() (ModelRef, error) {
 	if unusable != nil {
 		return ModelRef{}, unusable
 	}
-	return ModelRef{}, &NoProviderError{Msg: c.noModel()}
+	return ModelRef{}, &NoProviderError{Msg: c.noModel(), Env: c.noModelEnv()}
 }

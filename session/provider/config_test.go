@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,6 +141,16 @@ func TestNoProvider(t *testing.T) {
 			`{"providers": {"x": {"baseURL": "https://evil.example", "apiKeyEnv": "AWS_SECRET_ACCESS_KEY"}}, "model": "x/m"}`, provider.ModelRef{},
 			[]string{"will not send your key"}},
 	}
+	// The variables that would have fixed it and that the environment
+	// lacks (NoProviderError.Env), by case; none for the rest.
+	wantEnv := map[string][]string{
+		"nothing configured":              {"ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"},
+		"local server without a model":    {"SESSIOND_MODEL"},
+		"openai asked, not configured":    {"OPENAI_API_KEY", "OPENAI_BASE_URL"},
+		"anthropic asked, not configured": {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"},
+		"key variable empty":              {"OPENROUTER_API_KEY"},
+		"official endpoint without key":   {"ANTHROPIC_API_KEY"},
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -151,6 +162,9 @@ func TestNoProvider(t *testing.T) {
 			var np *provider.NoProviderError
 			if !errors.As(err, &np) {
 				t.Fatalf("error %v (%T), want *NoProviderError", err, err)
+			}
+			if !slices.Equal(np.Env, wantEnv[c.name]) {
+				t.Errorf("Env = %q, want %q", np.Env, wantEnv[c.name])
 			}
 			for _, w := range c.want {
 				if !strings.Contains(np.Error(), w) {

@@ -18,7 +18,7 @@ type ProviderError struct {
 	// Message is the provider's own text, or what went wrong on the wire.
 	Message string
 	// Retryable says whether trying again may help: 429, 5xx, overloaded,
-	// connection failures.
+	// connections reset or cut short; not a refused connection.
 	Retryable bool
 	// RetryAfter is the wait the provider asked for (Retry-After), 0 if
 	// none.
@@ -77,6 +77,11 @@ type NoProviderError struct {
 	Ref ModelRef
 	// Msg says what is missing and what to set.
 	Msg string
+	// Env names the environment variables that would have made a provider
+	// usable and that the daemon's environment lacks. The daemon's
+	// environment is fixed when it starts, so a client that has one of
+	// them can tell the user to restart the daemon.
+	Env []string
 }
 
 func (e *NoProviderError) Error() string { return e.Msg }

@@ -96,8 +96,9 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // StreamWithRetry calls p.Stream and retries failures that happen before
-// any event was returned: 429, 5xx, connection errors and streams that
-// break before their first event. onRetry (may be nil) hears of each
+// any event was returned and that the provider classed as retryable: 429,
+// 5xx, connections reset or cut short and streams that break before their
+// first event (a refused connection is final: see wire.Error). onRetry (may be nil) hears of each
 // retry before its wait. Once an event was returned, a failure is returned
 // as is: the caller has already shown and stored the output.
 //

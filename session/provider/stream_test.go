@@ -425,6 +425,9 @@ func TestStreamRetriesBeforeOutput(t *testing.T) {
 	}
 }
 
+// TestStreamConnectionRefused: a server that is not running (its port
+// closed) fails at the first attempt, naming the URL it tried; waiting
+// would not start it.
 func TestStreamConnectionRefused(t *testing.T) {
 	t.Parallel()
 	for _, h := range harnesses {
@@ -440,8 +443,11 @@ func TestStreamConnectionRefused(t *testing.T) {
 			f := &fastRetry{}
 			_, err = provider.StreamWithRetry(context.Background(), p, h.request(), f.policy(), f.onRetry)
 			var perr *provider.ProviderError
-			if !errors.As(err, &perr) || perr.Status != 0 || !perr.Retryable || perr.Attempts != 3 || len(f.attempts) != 2 {
-				t.Fatalf("error %+v, %d retries", err, len(f.attempts))
+			if !errors.As(err, &perr) || perr.Status != 0 || perr.Retryable || perr.Attempts != 1 || len(f.attempts) != 0 {
+				t.Fatalf("error %+v, %d retries; want one attempt, not retryable", err, len(f.attempts))
+			}
+			if !strings.Contains(err.Error(), "connection refused by "+settings.BaseURL) {
+				t.Errorf("message %q does not name the URL under %s", err.Error(), settings.BaseURL)
 			}
 		})
 	}

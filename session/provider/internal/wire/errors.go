@@ -10,8 +10,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sessiond/sessiond/session/provider"
@@ -71,11 +73,15 @@ func Error(ctx context.Context, providerID, model string, c *Capture, err error)
 		return pe
 	}
 	pe.Message = fmt.Sprintf("connection failed: %v", err)
-	// A certificate or a host name that does not resolve will not heal by
-	// itself; connection refused, reset or cut short may.
+	// A certificate, a host name that does not resolve or a port nobody
+	// listens on will not heal while the turn waits; a connection reset
+	// or cut short may. Refused is what a local server (Ollama, vLLM)
+	// that is not running gives: five tries over 23 s only hid that.
 	var certErr *tls.CertificateVerificationError
 	var dnsErr *net.DNSError
 	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		pe.Message = fmt.Sprintf("connection refused by %s: nothing listens there; start the model server, or correct the provider's \"baseURL\"", requestURL(err))
 	case errors.As(err, &certErr):
 		pe.Message += " (check the provider's base URL and certificate)"
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
@@ -84,6 +90,16 @@ func Error(ctx context.Context, providerID, model string, c *Capture, err error)
 		pe.Retryable = true
 	}
 	return pe
+}
+
+// requestURL is the URL a failed request went to, as the HTTP client
+// reports it, or "the provider's base URL" when it does not.
+func requestURL(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.URL != "" {
+		return ue.URL
+	}
+	return "the provider's base URL"
 }
 
 // Truncated is the error for a stream that ended without saying it was

@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,7 +123,10 @@ func TestBuilder(t *testing.T) {
 func TestErrorClassification(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	refused := &url.Error{Op: "Post", URL: "http://127.0.0.1:1", Err: errors.New("connect: connection refused")}
+	dial := func(errno syscall.Errno) error {
+		return &url.Error{Op: "Post", URL: "http://127.0.0.1:1/v1/chat/completions",
+			Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)}}
+	}
 	noHost := &url.Error{Op: "Post", URL: "http://nope.invalid", Err: &net.DNSError{Err: "no such host", Name: "nope.invalid", IsNotFound: true}}
 	cases := []struct {
 		name      string
@@ -133,7 +138,8 @@ func TestErrorClassification(t *testing.T) {
 	}{
 		{"429", &Capture{Status: 429, Header: http.Header{"Retry-After": {"2"}}, Body: []byte(`{"error":{"message":"slow"}}`)}, errors.New("sdk"), 429, true, "slow"},
 		{"400", &Capture{Status: 400, Body: []byte(`plain text`)}, errors.New("sdk"), 400, false, "plain text"},
-		{"refused", &Capture{}, refused, 0, true, "connection refused"},
+		{"refused", &Capture{}, dial(syscall.ECONNREFUSED), 0, false, "connection refused by http://127.0.0.1:1/v1/chat/completions"},
+		{"reset", &Capture{}, dial(syscall.ECONNRESET), 0, true, "connection reset"},
 		{"no such host", &Capture{}, noHost, 0, false, "check the provider's base URL"},
 		{"syntax", &Capture{Status: 200}, &json.SyntaxError{}, 0, false, "malformed"},
 	}
