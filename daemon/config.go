@@ -31,6 +31,9 @@ type Config struct {
 	// recorded yet: 0 is the default (10 minutes), negative turns the pin
 	// off (tests of the collector).
 	GCPin time.Duration
+	// NoWriteTrace, when set, runs commands without tracing their writes
+	// and says why; their changes are then unattributed.
+	NoWriteTrace string
 	// CrashPoint names a test-only point where the daemon kills itself
 	// (SESSIOND_TEST_CRASH_POINT), so tests can check recovery.
 	CrashPoint string

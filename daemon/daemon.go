@@ -95,6 +95,9 @@ func Open(ctx context.Context, cfg Config, mode string, logger *slog.Logger) (*D
 		Logger:   logger,
 	})
 	opts := []session.Option{session.WithTimeMachine(engine, d.trackers)}
+	if cfg.NoWriteTrace != "" {
+		opts = append(opts, session.WithoutWriteTracing(cfg.NoWriteTrace))
+	}
 	if cfg.CrashPoint != "" {
 		opts = append(opts, session.WithCrashPoint(cfg.CrashPoint, func() {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)

@@ -266,3 +266,40 @@ func TestTurnCutByKillStaysRevertible(t *testing.T) {
 		t.Errorf("after the restart the session is %q, want idle", st[ses.ID].State)
 	}
 }
+
+// TestUntracedTurnNeedsForce: with write tracing off, a shell turn's
+// changes cannot be told from anyone else's. They are recorded as
+// unattributed, with the reason; a revert lists them as a Conflict and
+// writes them only when forced.
+func TestUntracedTurnNeedsForce(t *testing.T) {
+	t.Parallel()
+	w := tmSetupEnv(t, false, func(w *tmWorld) {
+		w.write("a.txt", "v0\n", 0o644)
+	}, []string{"SESSIOND_TRACE_WRITES=off"})
+	ses := w.newSession("untraced")
+	m := w.shell(ses.ID, "echo v1 > a.txt")
+	if got := m.Info.Snapshot.Unattributed; !slices.Equal(got, []string{"a.txt"}) {
+		t.Errorf("unattributed = %q, want [a.txt]", got)
+	}
+	if r := m.Info.Snapshot.UnattributedReason; !strings.Contains(r, "SESSIOND_TRACE_WRITES") {
+		t.Errorf("unattributedReason %q does not say how tracing was turned off", r)
+	}
+	if got := patchFiles(m); len(got) != 0 {
+		t.Errorf("an untraced turn's patch claims %q", got)
+	}
+
+	e := w.callErr("session/revert", session.RevertParams{SessionID: ses.ID, MessageID: m.Info.ID}, rpc.CodeConflict, "")
+	if got := tmDataPaths(t, e); !slices.Equal(got, []string{"a.txt"}) {
+		t.Errorf("the conflict lists %q, want [a.txt]", got)
+	}
+	if u, _ := e.Data["unattributed"].([]any); len(u) != 1 || u[0] != "a.txt" {
+		t.Errorf("data.unattributed = %v, want [a.txt]", e.Data["unattributed"])
+	}
+	if got := readFile(t, w.path("a.txt")); got != "v1\n" {
+		t.Errorf("a refused revert wrote a.txt: %q", got)
+	}
+	w.revert(ses.ID, m.Info.ID, true)
+	if got := readFile(t, w.path("a.txt")); got != "v0\n" {
+		t.Errorf("after the forced revert a.txt holds %q, want %q", got, "v0\n")
+	}
+}

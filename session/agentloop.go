@@ -269,7 +269,8 @@ func (l *loop) run(ctx context.Context, history []provider.Message) error {
 	l.env = &tools.Env{
 		Root: j.root, Dir: l.t.ses.Directory, Todos: &todoStore{s: l.s, ses: l.t.ses},
 		BashTimeout: l.s.agent.limits.BashTimeout, ShellEnv: l.s.agent.limits.ShellEnv,
-		Task: l.taskRunner(),
+		NoWriteTrace: l.s.noWriteTrace,
+		Task:         l.taskRunner(),
 	}
 	maxSteps := l.s.agent.limits.MaxSteps
 	if maxSteps <= 0 {

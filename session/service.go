@@ -56,6 +56,8 @@ type Service struct {
 
 	crashPoint string
 	crash      func()
+	// noWriteTrace, when set, says why commands run untraced.
+	noWriteTrace string
 }
 
 // New returns a Service over db. pub may be nil.

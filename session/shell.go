@@ -68,7 +68,7 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 	res, runErr := shellrun.Run(runCtx, shellrun.Options{
 		Dir: t.ses.Directory, Command: p.Command,
 		Timeout:     time.Duration(p.TimeoutMs) * time.Millisecond,
-		TraceWrites: true,
+		TraceWrites: s.noWriteTrace == "",
 	})
 	s.shells.clear(t.ses.ID)
 	aborted := errors.Is(context.Cause(runCtx), errAbortRequested)
@@ -121,7 +121,11 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 		}
 	}
 	var c claims
-	c.addTrace(t.tracker.Root(), res.Writes)
+	if s.noWriteTrace != "" {
+		c.untraced(s.noWriteTrace)
+	} else {
+		c.addTrace(t.tracker.Root(), res.Writes)
+	}
 	if err := s.endTurn(ctx, t, &m, &c); err != nil {
 		return MessageWithParts{}, err
 	}

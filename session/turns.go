@@ -20,6 +20,14 @@ func WithTimeMachine(engine *snapshot.Engine, trackers *workspace.Trackers) Opti
 	return func(s *Service) { s.engine, s.trackers = engine, trackers }
 }
 
+// WithoutWriteTracing runs shell turns and the bash tool without
+// tracing their writes, for programs that do not work under the tracer;
+// why is what their records say. Their changes are then unattributed: a
+// revert writes them only when forced.
+func WithoutWriteTracing(why string) Option {
+	return func(s *Service) { s.noWriteTrace = why }
+}
+
 // WithCrashPoint makes the service kill its own process at a named point,
 // so tests can check what a restarted daemon recovers. Only tests set it.
 func WithCrashPoint(name string, crash func()) Option {

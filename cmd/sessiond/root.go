@@ -135,6 +135,7 @@ func (a *app) serveCmd() *cobra.Command {
 	var maxMsg, maxFile, budget int64
 	var gcPin time.Duration
 	var level string
+	var traceWrites bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the daemon on its Unix socket",
@@ -154,6 +155,9 @@ is not running; run it by hand to watch its log.`,
 			cfg.CrashPoint = os.Getenv("SESSIOND_TEST_CRASH_POINT")
 			cfg.HideMethods = strings.Fields(os.Getenv("SESSIOND_TEST_HIDE_METHODS"))
 			cfg.GCPin = gcPin
+			if !traceWrites {
+				cfg.NoWriteTrace = "write tracing is turned off (serve --trace-writes=false or SESSIOND_TRACE_WRITES=off)"
+			}
 			lvl, err := parseLevel(level)
 			if err != nil {
 				return err
@@ -171,6 +175,8 @@ is not running; run it by hand to watch its log.`,
 	cmd.Flags().Int64Var(&maxFile, "max-file-size", 10<<20, "largest file kept in snapshots, in bytes; larger files are recorded as skipped and never reverted")
 	cmd.Flags().Int64Var(&budget, "disk-budget", 2<<30, "bytes snapshots may take; over it, gc gives up the snapshots of archived sessions, oldest first (-1: no budget)")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().BoolVar(&traceWrites, "trace-writes", os.Getenv("SESSIOND_TRACE_WRITES") != "off",
+		"trace which files shell commands and bash write, so a turn claims only those (env SESSIOND_TRACE_WRITES=off turns it off; untraced changes need revert --force)")
 	// Tests of the collector need fresh captures to be collectable.
 	cmd.Flags().DurationVar(&gcPin, "gc-pin", 0, "how long gc keeps a fresh capture nobody recorded yet (0: 10m, negative: not at all)")
 	cmd.Flags().MarkHidden("gc-pin")

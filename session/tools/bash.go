@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/session/shellrun"
+	"github.com/sessiond/sessiond/session/shellrun/writetrace"
 )
 
 type bashTool struct{}
@@ -90,7 +92,7 @@ func (t bashTool) Run(ctx context.Context, env *Env, input json.RawMessage) (Res
 		Env:         env.ShellEnv,
 		Timeout:     timeout,
 		OutputCap:   env.outputCap(),
-		TraceWrites: true,
+		TraceWrites: env.NoWriteTrace == "",
 	})
 	if err != nil && !res.Aborted {
 		if ctx.Err() != nil {
@@ -138,6 +140,9 @@ func (t bashTool) Run(ctx context.Context, env *Env, input json.RawMessage) (Res
 		b.WriteString("\n(" + strings.Join(notes, "; ") + ")")
 	}
 	out := Result{Title: title, Output: b.String(), Metadata: meta, Full: res.Full, Writes: res.Writes}
+	if out.Writes == nil {
+		out.Writes = &writetrace.Report{Reason: cmp.Or(env.NoWriteTrace, "the command's writes were not traced")}
+	}
 	if res.Aborted {
 		cause := ctx.Err()
 		if cause == nil {

@@ -72,6 +72,9 @@ type Env struct {
 	// ShellEnv is the whole environment of bash's commands; nil means the
 	// daemon's.
 	ShellEnv []string
+	// NoWriteTrace runs bash's commands untraced, and says why: their
+	// changes are then unattributed (see Result.Writes).
+	NoWriteTrace string
 }
 
 // Limits.
