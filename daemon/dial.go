@@ -107,12 +107,12 @@ func start(cfg Config, opts DialOptions) (<-chan error, error) {
 			return nil, fmt.Errorf("find the sessiond binary to start the daemon: %w", err)
 		}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := PrepareDataDir(cfg); err != nil {
+		return nil, fmt.Errorf("start the daemon: %w", err)
 	}
-	stderr, err := os.Create(cfg.stderrPath())
+	stderr, err := OpenPrivateFile(cfg.stderrPath(), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("create daemon stderr file: %w", err)
+		return nil, fmt.Errorf("start the daemon: create its stderr file: %w", err)
 	}
 	defer stderr.Close()
 	args := append([]string{"serve", "--data-dir", cfg.DataDir, "--socket", cfg.Socket}, opts.ServeArgs...)
