@@ -266,7 +266,7 @@ func (l *loop) run(ctx context.Context, history []provider.Message) error {
 	j := l.j
 	l.env = &tools.Env{
 		Root: j.root, Dir: l.t.ses.Directory, Todos: &todoStore{s: l.s, ses: l.t.ses},
-		BashTimeout: l.s.agent.limits.BashTimeout, ShellEnv: l.s.agent.limits.ShellEnv,
+		BashTimeout: l.s.agent.limits.BashTimeout, ShellEnv: l.s.commandEnv(ctx, l.t.ses),
 		Task: l.taskRunner(),
 	}
 	maxSteps := l.s.agent.limits.MaxSteps

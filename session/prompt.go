@@ -122,8 +122,9 @@ type AgentLimits struct {
 	MaxSteps int
 	// BashTimeout is the bash tool's default timeout; 0 means the tool's.
 	BashTimeout time.Duration
-	// ShellEnv is the bash tool's whole environment; nil means the
-	// daemon's.
+	// ShellEnv is the environment commands (the bash tool, session/shell)
+	// start from; nil means the daemon's. Secrets are removed from it
+	// either way (commandEnv).
 	ShellEnv []string
 }
 

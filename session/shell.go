@@ -63,7 +63,7 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 	runCtx, cancel := context.WithCancelCause(ctx)
 	s.shells.set(t.ses.ID, m.Info.ID, cancel)
 	res, runErr := shellrun.Run(runCtx, shellrun.Options{
-		Dir: t.ses.Directory, Command: p.Command,
+		Dir: t.ses.Directory, Command: p.Command, Env: s.commandEnv(ctx, t.ses),
 		Timeout: time.Duration(p.TimeoutMs) * time.Millisecond,
 	})
 	s.shells.clear(t.ses.ID)
