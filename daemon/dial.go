@@ -57,11 +57,20 @@ func Dial(ctx context.Context, cfg Config, opts DialOptions) (net.Conn, error) {
 		if err == nil {
 			return owned(c, cfg.Socket)
 		}
-		if !isNoDaemon(err) {
+		// A dial cut by the deadline ends like the wait below, with the
+		// reason the started daemon gave.
+		if !isNoDaemon(err) && ctx.Err() == nil && !isTimeout(err) {
 			return nil, fmt.Errorf("connect to sessiond at %s: %w", cfg.Socket, err)
 		}
 		select {
 		case <-ctx.Done():
+			if startErr == nil && exited != nil {
+				select {
+				case werr := <-exited:
+					startErr = daemonExitError(cfg, werr)
+				default:
+				}
+			}
 			if parent.Err() != nil {
 				return nil, fmt.Errorf("connect to sessiond at %s: %w", cfg.Socket, context.Cause(parent))
 			}
@@ -85,6 +94,12 @@ func Dial(ctx context.Context, cfg Config, opts DialOptions) (net.Conn, error) {
 			delay = min(delay*2, 5*time.Millisecond)
 		}
 	}
+}
+
+// isTimeout says a dial ran into its deadline.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // owned returns c when the socket belongs to this user, and otherwise
