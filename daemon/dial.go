@@ -57,11 +57,20 @@ func Dial(ctx context.Context, cfg Config, opts DialOptions) (net.Conn, error) {
 		if err == nil {
 			return owned(c, cfg.Socket)
 		}
-		if !isNoDaemon(err) {
+		// A dial cut by the deadline ends like the wait below, with the
+		// reason the started daemon gave.
+		if !isNoDaemon(err) && ctx.Err() == nil && !isTimeout(err) {
 			return nil, fmt.Errorf("connect to sessiond at %s: %w", cfg.Socket, err)
 		}
 		select {
 		case <-ctx.Done():
+			if startErr == nil && exited != nil {
+				select {
+				case werr := <-exited:
+					startErr = daemonExitError(cfg, werr)
+				default:
+				}
+			}
 			if parent.Err() != nil {
 				return nil, fmt.Errorf("connect to sessiond at %s: %w", cfg.Socket, context.Cause(parent))
 			}
@@ -87,6 +96,12 @@ func Dial(ctx context.Context, cfg Config, opts DialOptions) (net.Conn, error) {
 	}
 }
 
+// isTimeout says a dial ran into its deadline.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
 // owned returns c when the socket belongs to this user, and otherwise
 // closes it and says why.
 func owned(c net.Conn, socket string) (net.Conn, error) {
@@ -107,12 +122,12 @@ func start(cfg Config, opts DialOptions) (<-chan error, error) {
 			return nil, fmt.Errorf("find the sessiond binary to start the daemon: %w", err)
 		}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := PrepareDataDir(cfg); err != nil {
+		return nil, fmt.Errorf("start the daemon: %w", err)
 	}
-	stderr, err := os.Create(cfg.stderrPath())
+	stderr, err := OpenPrivateFile(cfg.stderrPath(), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("create daemon stderr file: %w", err)
+		return nil, fmt.Errorf("start the daemon: create its stderr file: %w", err)
 	}
 	defer stderr.Close()
 	args := append([]string{"serve", "--data-dir", cfg.DataDir, "--socket", cfg.Socket}, opts.ServeArgs...)

@@ -42,10 +42,10 @@ type dirLock struct {
 
 // lockDataDir takes the data dir for this process and records who holds it.
 func lockDataDir(cfg Config, mode string) (*dirLock, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := PrepareDataDir(cfg); err != nil {
+		return nil, err
 	}
-	f, err := os.OpenFile(cfg.lockPath(), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := OpenPrivateFile(cfg.lockPath(), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
@@ -62,7 +62,7 @@ func lockDataDir(cfg Config, mode string) (*dirLock, error) {
 		owner.Socket = cfg.Socket
 	}
 	b, _ := json.Marshal(owner)
-	if err := os.WriteFile(cfg.ownerPath(), b, 0o600); err != nil {
+	if err := writePrivateFile(cfg.ownerPath(), b); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("record daemon owner: %w", err)
 	}
@@ -82,4 +82,18 @@ func readOwner(cfg Config) (Owner, error) {
 		return o, err
 	}
 	return o, json.Unmarshal(b, &o)
+}
+
+// writePrivateFile replaces the content of a file of the data dir, never
+// through a link (OpenPrivateFile).
+func writePrivateFile(path string, data []byte) error {
+	f, err := OpenPrivateFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"path"
 	"slices"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/sessiond/sessiond/session/provider"
 	"github.com/sessiond/sessiond/session/tools"
 	"github.com/sessiond/sessiond/store"
+	"github.com/sessiond/sessiond/workspace/confine"
 	"github.com/sessiond/sessiond/workspace/snapshot"
 )
 
@@ -129,19 +129,16 @@ func (s *Service) userMessage(t *turn, j *job, ref *ModelRef) MessageWithParts {
 	return m
 }
 
-// readInRoot reads a workspace file through os.Root, up to limit bytes.
+// readInRoot reads a workspace file (rel, relative to root), resolved as
+// every path is (workspace/confine: never .git, never outside), up to
+// limit bytes.
 func readInRoot(root, rel string, limit int64) ([]byte, error) {
-	r, err := os.OpenRoot(root)
+	r, err := confine.Open(root, "")
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	f, err := r.Open(rel)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, limit))
+	return r.ReadFile(rel, "read", limit)
 }
 
 // recordUser stores the user message, counting it on the session.
@@ -268,7 +265,7 @@ func (l *loop) run(ctx context.Context, history []provider.Message) error {
 	j := l.j
 	l.env = &tools.Env{
 		Root: j.root, Dir: l.t.ses.Directory, Todos: &todoStore{s: l.s, ses: l.t.ses},
-		BashTimeout: l.s.agent.limits.BashTimeout, ShellEnv: l.s.agent.limits.ShellEnv,
+		BashTimeout: l.s.agent.limits.BashTimeout, ShellEnv: l.s.commandEnv(ctx, l.t.ses),
 		NoWriteTrace: l.s.noWriteTrace,
 		Task:         l.taskRunner(),
 	}

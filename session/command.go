@@ -19,6 +19,7 @@ import (
 
 	"github.com/sessiond/sessiond/session/provider"
 	"github.com/sessiond/sessiond/session/tools"
+	"github.com/sessiond/sessiond/workspace/confine"
 )
 
 // Built-in commands of session/command. They come before any template
@@ -464,10 +465,10 @@ func (s *Service) commandSet(root string) CommandsResult {
 		dir := filepath.Join(userDir, userCommandsDir)
 		user = readCommandDir(os.DirFS(dir), ".", dir, CommandSourceUser, &res.Problems)
 	}
-	if r, err := os.OpenRoot(root); err == nil {
-		// Through os.Root: a link in the workspace cannot make a
-		// template of a file outside it.
-		ws = readCommandDir(r.FS(), CommandsDir, filepath.Join(root, filepath.FromSlash(CommandsDir)), CommandSourceWorkspace, &res.Problems)
+	if r, err := confine.Open(root, ""); err == nil {
+		// Resolved as every path is: a link in the workspace cannot make
+		// a template of a file outside it or in .git.
+		ws = readCommandDir(r.FS("."), CommandsDir, filepath.Join(root, filepath.FromSlash(CommandsDir)), CommandSourceWorkspace, &res.Problems)
 		r.Close()
 	}
 	byName := map[string]CommandInfo{}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -124,8 +122,9 @@ type AgentLimits struct {
 	MaxSteps int
 	// BashTimeout is the bash tool's default timeout; 0 means the tool's.
 	BashTimeout time.Duration
-	// ShellEnv is the bash tool's whole environment; nil means the
-	// daemon's.
+	// ShellEnv is the environment commands (the bash tool, session/shell)
+	// start from; nil means the daemon's. Secrets are removed from it
+	// either way (commandEnv).
 	ShellEnv []string
 }
 
@@ -451,12 +450,9 @@ func (s *Service) preparePrompt(ctx context.Context, p PromptParams) (*job, erro
 			if part.Path == "" {
 				return nil, paramErr(field+".path", "%s.path is required for a file part", field)
 			}
-			rel, err := workspaceRelRead(j.root, ses.Directory, part.Path)
+			rel, err := checkPromptFile(j.root, ses.Directory, field+".path", part.Path)
 			if err != nil {
-				return nil, &ParamError{Field: field + ".path", Msg: err.Error()}
-			}
-			if err := checkPromptFile(j.root, rel); err != nil {
-				return nil, &ParamError{Field: field + ".path", Msg: err.Error()}
+				return nil, err
 			}
 			j.files = append(j.files, rel)
 			hasText = true
@@ -531,50 +527,11 @@ func defaultProviders(log *slog.Logger) ProviderLoader {
 	}
 }
 
-// workspaceRelRead resolves a file part's path like workspaceRel does.
-func workspaceRelRead(root, dir, p string) (string, error) {
-	rel, err := workspaceRel(root, dir, p)
-	var pe *ParamError
-	if errors.As(err, &pe) {
-		return "", errors.New(pe.Msg)
-	}
-	return rel, err
-}
-
 // The largest files a prompt attaches: text, and images.
 const (
 	MaxPromptFile  = 256 << 10
 	MaxPromptImage = 4 << 20
 )
-
-// checkPromptFile makes sure a file part names a regular file of a size a
-// prompt can carry, reading through os.Root so a link cannot lead out of
-// the workspace.
-func checkPromptFile(root, rel string) error {
-	r, err := os.OpenRoot(root)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	fi, err := r.Stat(rel)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s does not exist in the workspace", rel)
-	}
-	if err != nil {
-		return fmt.Errorf("cannot attach %s: %v", rel, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", rel)
-	}
-	limit := int64(MaxPromptFile)
-	if isImage(mimeOf(rel)) {
-		limit = MaxPromptImage
-	}
-	if fi.Size() > limit {
-		return fmt.Errorf("%s is %d bytes, more than a prompt attaches (%d): mention its path instead and let the model read it", rel, fi.Size(), limit)
-	}
-	return nil
-}
 
 func isImage(mime string) bool {
 	switch mime {

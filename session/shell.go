@@ -7,16 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"mime"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/sessiond/sessiond/session/shellrun"
 	"github.com/sessiond/sessiond/store"
-	"github.com/sessiond/sessiond/workspace"
 )
 
 // ShellParams are the params of session/shell.
@@ -66,7 +63,7 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 	runCtx, cancel := context.WithCancelCause(ctx)
 	s.shells.set(t.ses.ID, m.Info.ID, cancel)
 	res, runErr := shellrun.Run(runCtx, shellrun.Options{
-		Dir: t.ses.Directory, Command: p.Command,
+		Dir: t.ses.Directory, Command: p.Command, Env: s.commandEnv(ctx, t.ses),
 		Timeout:     time.Duration(p.TimeoutMs) * time.Millisecond,
 		TraceWrites: s.noWriteTrace == "",
 	})
@@ -175,7 +172,8 @@ type UploadParams struct {
 
 // Upload writes a file into the workspace as a recorded, revertible turn.
 // Paths that leave the workspace (.., absolute elsewhere, through a
-// symlink) or enter .git are refused and nothing is written.
+// symlink) or resolve into .git (as given or through a link) are refused
+// and nothing is written.
 func (s *Service) Upload(ctx context.Context, p UploadParams) (MessageWithParts, error) {
 	data, err := base64.StdEncoding.DecodeString(p.Content)
 	if err != nil {
@@ -197,15 +195,12 @@ func (s *Service) Upload(ctx context.Context, p UploadParams) (MessageWithParts,
 		return MessageWithParts{}, err
 	}
 	root := proj.RootFor(ses.Directory)
-	rel, err := workspaceRel(root, ses.Directory, p.Path)
+	// Resolve the path fully (links included) before the turn starts:
+	// starting it has effects (a reverted session's hidden messages move
+	// to a fork).
+	rel, err := checkWritePath(root, ses.Directory, "path", p.Path)
 	if err != nil {
 		return MessageWithParts{}, err
-	}
-	// Refuse a path through a symlink that leaves the workspace before the
-	// turn starts: starting it has effects (a reverted session's hidden
-	// messages move to a fork).
-	if err := reachableInRoot(root, rel); err != nil {
-		return MessageWithParts{}, &ParamError{Field: "path", Msg: "cannot write " + rel, Err: err}
 	}
 	t, err := s.beginTurn(ctx, p.SessionID)
 	if err != nil {
@@ -224,7 +219,7 @@ func (s *Service) Upload(ctx context.Context, p UploadParams) (MessageWithParts,
 	if err := writeInRoot(root, rel, data); err != nil {
 		s.inflight.done(t.before) // no turn is recorded: the collector may free its snapshot
 		t.release()
-		return MessageWithParts{}, &ParamError{Field: "path", Msg: "cannot write " + rel, Err: err}
+		return MessageWithParts{}, pathParamErr("path", "write", p.Path, err)
 	}
 	m.Info.Time.Completed = s.nowMs()
 	var c claims
@@ -233,64 +228,6 @@ func (s *Service) Upload(ctx context.Context, p UploadParams) (MessageWithParts,
 		return MessageWithParts{}, err
 	}
 	return m, nil
-}
-
-// workspaceRel resolves p (relative to dir, or absolute) to a clean
-// slash-separated path inside root, refusing anything outside it or in .git.
-func workspaceRel(root, dir, p string) (string, error) {
-	abs := p
-	if !filepath.IsAbs(p) {
-		abs = filepath.Join(dir, p)
-	}
-	abs = filepath.Clean(abs)
-	if !workspace.Contains(root, abs) || abs == root {
-		return "", paramErr("path", "path %q is outside the workspace %s", p, root)
-	}
-	rel, err := filepath.Rel(root, abs)
-	if err != nil {
-		return "", paramErr("path", "path %q is outside the workspace %s", p, root)
-	}
-	rel = filepath.ToSlash(rel)
-	if rel == ".git" || strings.HasPrefix(rel, ".git/") {
-		return "", paramErr("path", "path %q is inside .git; sessiond does not write there", p)
-	}
-	return rel, nil
-}
-
-// writeInRoot writes data at rel under root through os.Root, so a symlink
-// planted in the path cannot carry the write outside the workspace.
-func writeInRoot(root, rel string, data []byte) error {
-	r, err := os.OpenRoot(root)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	if dir := path.Dir(rel); dir != "." {
-		if err := r.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	return r.WriteFile(rel, data, 0o644)
-}
-
-// reachableInRoot checks that the deepest existing directory on rel's
-// path resolves inside root (a symlinked directory may point elsewhere).
-func reachableInRoot(root, rel string) error {
-	r, err := os.OpenRoot(root)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	for dir := path.Dir(rel); dir != "."; dir = path.Dir(dir) {
-		_, err := r.Stat(dir)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
 }
 
 func mimeOf(p string) string {

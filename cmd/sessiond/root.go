@@ -98,7 +98,9 @@ func newLogger(stderr io.Writer, path string, level slog.Level) (*slog.Logger, f
 			return nil, nil, fmt.Errorf("create log dir: %w", err)
 		}
 		rotate(path)
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		// Never through a link: one planted as sessiond.log would have
+		// the daemon append to whatever file it points at.
+		f, err := daemon.OpenPrivateFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open log file: %w", err)
 		}
@@ -108,9 +110,10 @@ func newLogger(stderr io.Writer, path string, level slog.Level) (*slog.Logger, f
 	return slog.New(slog.NewMultiHandler(handlers...)), closeFn, nil
 }
 
-// rotate keeps one previous log once the log passes 10 MiB.
+// rotate keeps one previous log once the log passes 10 MiB. Only a
+// regular file is rotated: a link is left for the open to refuse.
 func rotate(path string) {
-	if fi, err := os.Stat(path); err == nil && fi.Size() > 10<<20 {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() > 10<<20 {
 		os.Rename(path, path+".1")
 	}
 }
@@ -162,6 +165,9 @@ is not running; run it by hand to watch its log.`,
 			if err != nil {
 				return err
 			}
+			if err := daemon.PrepareDataDir(cfg); err != nil {
+				return err
+			}
 			log, closeLog, err := newLogger(a.stderr, cfg.LogPath(), lvl)
 			if err != nil {
 				return err
@@ -209,6 +215,9 @@ func (a *app) runStdio(ctx context.Context, standalone bool) error {
 		return err
 	}
 	if standalone {
+		if err := daemon.PrepareDataDir(cfg); err != nil {
+			return err
+		}
 		log, closeLog, err := newLogger(a.stderr, cfg.LogPath(), slog.LevelWarn)
 		if err != nil {
 			return err

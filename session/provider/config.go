@@ -49,6 +49,8 @@ type File struct {
 	// Model is the default model, "provider/model".
 	Model     string                    `json:"model,omitempty"`
 	Providers map[string]ProviderConfig `json:"providers,omitempty"`
+	// Shell adjusts what commands see (shellenv.go).
+	Shell ShellConfig `json:"shell,omitzero"`
 }
 
 // ProviderConfig describes one provider. Every field is optional in a
@@ -124,6 +126,12 @@ type Config struct {
 	// a project file (true) or from the user (false). See checkKeyTarget.
 	projectBaseURL map[string]bool
 	projectKey     map[string]bool
+
+	// shell.env: the user's passthrough, both files' deny, and the
+	// project's passthrough, which is not honoured (see CommandEnv).
+	shellPassthrough   []string
+	shellDeny          []string
+	projectPassthrough []string
 }
 
 // LoadOptions says where to look for configuration.
@@ -200,8 +208,18 @@ func (c *Config) mergeFile(path string, project bool) error {
 		return fmt.Errorf("parse config %s: %w (fix the file or remove it)", path, err)
 	}
 	var f File
-	for key, dst := range map[string]any{"model": &f.Model, "providers": &f.Providers} {
+	// "shell" may gain keys read elsewhere: only its "env" is read here.
+	var shell map[string]json.RawMessage
+	if raw, ok := top["shell"]; ok {
+		if err := json.Unmarshal(raw, &shell); err != nil {
+			return fmt.Errorf("parse config %s: %q: %w (fix the file or remove it)", path, "shell", err)
+		}
+	}
+	for key, dst := range map[string]any{"model": &f.Model, "providers": &f.Providers, "shell.env": &f.Shell.Env} {
 		raw, ok := top[key]
+		if key == "shell.env" {
+			raw, ok = shell["env"]
+		}
 		if !ok {
 			continue
 		}
@@ -210,6 +228,18 @@ func (c *Config) mergeFile(path string, project bool) error {
 		if err := dec.Decode(dst); err != nil {
 			return fmt.Errorf("parse config %s: %q: %w (fix the file or remove it)", path, key, err)
 		}
+	}
+	if err := checkEnvPatterns(path, "passthrough", f.Shell.Env.Passthrough); err != nil {
+		return err
+	}
+	if err := checkEnvPatterns(path, "deny", f.Shell.Env.Deny); err != nil {
+		return err
+	}
+	c.shellDeny = append(c.shellDeny, f.Shell.Env.Deny...)
+	if project {
+		c.projectPassthrough = append(c.projectPassthrough, f.Shell.Env.Passthrough...)
+	} else {
+		c.shellPassthrough = append(c.shellPassthrough, f.Shell.Env.Passthrough...)
 	}
 	if f.Model != "" {
 		if _, err := ParseModelRef(f.Model); err != nil {

@@ -20,6 +20,7 @@ import (
 //	ws/outfile.txt   -> ../outside/secret.txt
 //	ws/absfile.txt   -> <abs>/ws/inside.txt (absolute: refused by os.Root)
 //	ws/gitlink       -> .git
+//	ws/gitcfg        -> .git/config
 //	ws/.git/config
 func confinedEnv(t *testing.T) (env *Env, outside string) {
 	t.Helper()
@@ -42,6 +43,7 @@ func confinedEnv(t *testing.T) (env *Env, outside string) {
 	symlink(t, "../outside/secret.txt", filepath.Join(root, "outfile.txt"))
 	symlink(t, filepath.Join(root, "inside.txt"), filepath.Join(root, "absfile.txt"))
 	symlink(t, ".git", filepath.Join(root, "gitlink"))
+	symlink(t, ".git/config", filepath.Join(root, "gitcfg"))
 	return &Env{Root: root, Dir: root}, outside
 }
 
@@ -69,7 +71,9 @@ func TestConfinement(t *testing.T) {
 		{tool: "read", input: obj{"path": "link_in.txt"}, has: "inside"},
 		{tool: "read", input: obj{"path": "sub/up.txt"}, has: "inside"},
 		{tool: "read", input: obj{"path": "linkdir_in/deep.txt"}, has: "deep"},
-		{tool: "read", input: obj{"path": ".git/config"}, has: "[core]"}, // reading .git is allowed
+		{tool: "read", input: obj{"path": ".git/config"}, wantErr: "inside .git/"}, // .git/config may hold credentials
+		{tool: "read", input: obj{"path": "gitlink/config"}, wantErr: "symbolic link into .git/"},
+		{tool: "read", input: obj{"path": "gitcfg"}, wantErr: "symbolic link into .git/"},
 		// write
 		{tool: "write", input: obj{"path": "../outside/new.txt", "content": "x"}, wantErr: escaped},
 		{tool: "write", input: obj{"path": filepath.Join(outside, "new.txt"), "content": "x"}, wantErr: escaped},
@@ -87,12 +91,15 @@ func TestConfinement(t *testing.T) {
 		{tool: "edit", input: obj{"path": "outdir/secret.txt", "old_string": "SECRET", "new_string": "x"}, wantErr: viaLink},
 		{tool: "edit", input: obj{"path": "outdir/new.txt", "old_string": "", "new_string": "x"}, wantErr: viaLink},
 		{tool: "edit", input: obj{"path": ".git/config", "old_string": "SECRET", "new_string": "x"}, wantErr: "inside .git"},
+		{tool: "edit", input: obj{"path": "gitcfg", "old_string": "SECRET", "new_string": "x"}, wantErr: "symbolic link into .git/"},
 		// list
 		{tool: "list", input: obj{"path": ".."}, wantErr: escaped},
 		{tool: "list", input: obj{"path": outside}, wantErr: escaped},
 		{tool: "list", input: obj{"path": "outdir"}, wantErr: viaLink},
 		{tool: "list", input: obj{}, has: "outdir -> ../outside\n", lacks: "  secret.txt"}, // a link is shown, not followed
 		{tool: "list", input: obj{"path": "linkdir_in"}, has: "deep.txt"},
+		{tool: "list", input: obj{"path": "gitlink"}, wantErr: "symbolic link into .git/"},
+		{tool: "list", input: obj{"path": ".git"}, wantErr: "inside .git/"},
 		// glob
 		{tool: "glob", input: obj{"pattern": "**/*", "path": ".."}, wantErr: escaped},
 		{tool: "glob", input: obj{"pattern": "*", "path": outside}, wantErr: escaped},
@@ -102,6 +109,9 @@ func TestConfinement(t *testing.T) {
 		{tool: "glob", input: obj{"pattern": "**/*.txt"}, has: "link_in.txt", lacks: "secret"},
 		{tool: "glob", input: obj{"pattern": "outdir/*"}, has: "No files match"},
 		{tool: "glob", input: obj{"pattern": "*file.txt"}, has: "No files match"}, // outfile.txt and absfile.txt lead nowhere readable
+		{tool: "glob", input: obj{"pattern": "gitlink/*"}, has: "No files match"},
+		{tool: "glob", input: obj{"pattern": "git*"}, has: "No files match"}, // gitcfg leads into .git
+		{tool: "glob", input: obj{"pattern": "*", "path": "gitlink"}, wantErr: "symbolic link into .git/"},
 		// grep
 		{tool: "grep", input: obj{"pattern": "SECRET", "path": ".."}, wantErr: escaped},
 		{tool: "grep", input: obj{"pattern": "SECRET", "path": secret}, wantErr: escaped},
@@ -109,6 +119,9 @@ func TestConfinement(t *testing.T) {
 		{tool: "grep", input: obj{"pattern": "SECRET", "path": "outfile.txt"}, wantErr: viaLink},
 		{tool: "grep", input: obj{"pattern": "SECRET"}, has: "No matches"},
 		{tool: "grep", input: obj{"pattern": "inside"}, has: "link_in.txt:1: inside"},
+		{tool: "grep", input: obj{"pattern": "core"}, has: "No matches"}, // gitcfg is not followed into .git
+		{tool: "grep", input: obj{"pattern": "core", "path": "gitcfg"}, wantErr: "symbolic link into .git/"},
+		{tool: "grep", input: obj{"pattern": "core", "path": "gitlink"}, wantErr: "symbolic link into .git/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.tool+" "+label(tt.input), func(t *testing.T) {

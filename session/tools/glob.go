@@ -68,7 +68,7 @@ func (t globTool) Run(ctx context.Context, env *Env, input json.RawMessage) (Res
 		return Result{}, err
 	}
 	defer w.Close()
-	rel, shown, err := w.searchBase(in.Path)
+	rel, shown, err := w.searchBase(in.Path, "search")
 	if err != nil {
 		return Result{}, err
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/sessiond/sessiond/workspace/confine"
 )
 
 type listTool struct{}
@@ -70,7 +72,7 @@ func (t listTool) Run(ctx context.Context, env *Env, input json.RawMessage) (Res
 		return Result{}, err
 	}
 	defer w.Close()
-	rel, shown, err := w.searchBase(in.Path)
+	rel, shown, err := w.searchBase(in.Path, "list")
 	if err != nil {
 		return Result{}, err
 	}
@@ -187,12 +189,13 @@ func place(shown string) string {
 }
 
 // searchBase resolves the directory (or file) a search tool starts at:
-// the working directory when p is empty.
-func (w *workspace) searchBase(p string) (rel, shown string, err error) {
+// the working directory when p is empty. verb names the tool's action in
+// messages.
+func (w *workspace) searchBase(p, verb string) (rel, shown string, err error) {
 	if p == "" {
 		p = "."
 	}
-	rel, err = w.resolve(p)
+	rel, _, err = w.check(p, verb, confine.Read)
 	if err != nil {
 		return "", "", err
 	}

@@ -6,28 +6,22 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/sessiond/sessiond/workspace/confine"
 )
 
-// gitDir is the repository metadata directory: never written, never walked.
-const gitDir = ".git"
+// gitDir is the repository metadata directory: never written, never
+// read, never walked.
+const gitDir = confine.GitDir
 
-// maxLinks bounds the symbolic links followed in one path, as the kernel
-// does.
-const maxLinks = 40
-
-// errEscapes says a path leaves the workspace through a symbolic link.
-var errEscapes = errors.New("path escapes from parent")
-
-// workspace is an Env opened for one call.
+// workspace is an Env opened for one call: the shared resolver of
+// workspace/confine, which every path a tool takes goes through.
 type workspace struct {
-	root     *os.Root
-	rootPath string // Env.Root, cleaned
-	realRoot string // rootPath with its links evaluated ("" if that failed)
-	dirRel   string // Env.Dir relative to rootPath; "." for the root
+	*confine.Root
+	root *os.Root // the os.Root every access goes through
 }
 
 // open checks env and opens its root; the caller closes it.
@@ -35,177 +29,48 @@ func (e *Env) open() (*workspace, error) {
 	if e == nil || e.Root == "" {
 		return nil, errors.New("tools: no workspace root set")
 	}
-	if !filepath.IsAbs(e.Root) {
-		return nil, fmt.Errorf("tools: workspace root %q is not an absolute path", e.Root)
-	}
-	w := &workspace{rootPath: filepath.Clean(e.Root), dirRel: "."}
-	if real, err := filepath.EvalSymlinks(w.rootPath); err == nil && real != w.rootPath {
-		w.realRoot = real
-	}
-	switch dir := e.Dir; {
-	case dir == "":
-	case filepath.IsAbs(dir):
-		rel, ok := w.within(filepath.Clean(dir))
-		if !ok {
-			return nil, fmt.Errorf("tools: session directory %s is outside the workspace %s", dir, w.rootPath)
-		}
-		w.dirRel = rel
-	default:
-		rel := filepath.Clean(dir)
-		if !isLocal(rel) {
-			return nil, fmt.Errorf("tools: session directory %q is outside the workspace %s", dir, w.rootPath)
-		}
-		w.dirRel = rel
-	}
-	root, err := os.OpenRoot(w.rootPath)
+	r, err := confine.Open(e.Root, e.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("tools: cannot open the workspace %s: %v", w.rootPath, plainErr(err))
+		return nil, fmt.Errorf("tools: %w", err)
 	}
-	w.root = root
-	return w, nil
+	return &workspace{Root: r, root: r.OS()}, nil
 }
-
-func (w *workspace) Close() { w.root.Close() }
 
 // dirAbs is the session's directory as an absolute path.
-func (w *workspace) dirAbs() string { return filepath.Join(w.rootPath, w.dirRel) }
+func (w *workspace) dirAbs() string { return w.DirAbs() }
 
-// isLocal says rel (clean, relative) stays inside the directory it is
-// relative to.
-func isLocal(rel string) bool { return rel == "." || filepath.IsLocal(rel) }
-
-// within returns the path of abs (clean, absolute) relative to the root,
-// if it is inside it, under the root's name as given or its real one.
-func (w *workspace) within(abs string) (string, bool) {
-	for _, base := range []string{w.rootPath, w.realRoot} {
-		if base == "" {
-			continue
-		}
-		if rel, err := filepath.Rel(base, abs); err == nil && isLocal(rel) {
-			return rel, true
-		}
+// check resolves a path from the model fully (see confine.Root.Check):
+// rel is the path as given, relative to the root, for display; real is
+// where its links lead, the file to use. It refuses a path outside the
+// workspace, through a link that leads out, or into .git, for reads as
+// for writes: .git/config may hold credentials the model must not see.
+func (w *workspace) check(p, verb string, a confine.Access) (rel, real string, err error) {
+	rel, real, err = w.Check(p, verb, a)
+	var ce *confine.Error
+	if err != nil && !errors.As(err, &ce) {
+		return "", "", fsError(verb, p, err)
 	}
-	return "", false
-}
-
-// resolve turns a path from the model into a clean path relative to the
-// root ("." for the root itself), refusing one that leaves the workspace.
-// Links are not looked at here: os.Root refuses those that lead out.
-func (w *workspace) resolve(p string) (string, error) {
-	if strings.ContainsRune(p, 0) {
-		return "", fmt.Errorf("path %q contains a NUL byte", p)
-	}
-	if filepath.IsAbs(p) {
-		rel, ok := w.within(filepath.Clean(p))
-		if !ok {
-			return "", fmt.Errorf("%s is outside the workspace %s; use a path inside it (relative paths start at %s)", p, w.rootPath, w.dirAbs())
-		}
-		return rel, nil
-	}
-	rel := filepath.Join(w.dirRel, p)
-	if !isLocal(rel) {
-		return "", fmt.Errorf("%s is outside the workspace: it climbs above the workspace root %s with \"..\"; use a path inside it (relative paths start at %s)", p, w.rootPath, w.dirAbs())
-	}
-	return rel, nil
+	return rel, real, err
 }
 
 // display names rel (relative to the root) for the model: relative to the
 // session's directory, slash-separated, so that it can be passed back to
 // any tool.
 func (w *workspace) display(rel string) string {
-	d, err := filepath.Rel(w.dirRel, rel)
+	d, err := filepath.Rel(w.Dir(), rel)
 	if err != nil {
 		d = rel
 	}
 	return filepath.ToSlash(d)
 }
 
-// writable checks that rel may be written: not inside .git, neither as
-// given nor where its links lead. It returns the path links lead to, which
-// is the file a write changes.
-func (w *workspace) writable(rel, shown string) (string, error) {
-	if inGit(rel) {
-		return "", fmt.Errorf("cannot write %s: it is inside %s, the repository's metadata, which the tools never change", shown, gitDir)
-	}
-	real, err := w.evalLinks(rel)
-	if err != nil {
-		return "", fsError("write", shown, err)
-	}
-	if inGit(real) {
-		return "", fmt.Errorf("cannot write %s: it leads through a symbolic link into %s (%s), the repository's metadata, which the tools never change", shown, gitDir, w.display(real))
-	}
-	return real, nil
-}
-
 // inGit says a relative path has a .git component.
-func inGit(rel string) bool {
-	for _, c := range strings.Split(filepath.ToSlash(rel), "/") {
-		if c == gitDir {
-			return true
-		}
-	}
-	return false
-}
+func inGit(rel string) bool { return confine.InGit(rel) }
 
-// evalLinks follows the symbolic links in rel inside the root and returns
-// the path they lead to, relative to the root. Components that do not
-// exist yet are kept as they are. A link that leads out, or is absolute,
-// is errEscapes.
-func (w *workspace) evalLinks(rel string) (string, error) {
-	todo := strings.Split(filepath.ToSlash(rel), "/")
-	var done []string
-	links := 0
-	for len(todo) > 0 {
-		name := todo[0]
-		todo = todo[1:]
-		switch name {
-		case "", ".":
-			continue
-		case "..":
-			if len(done) == 0 {
-				return "", &fs.PathError{Op: "resolve", Path: rel, Err: errEscapes}
-			}
-			done = done[:len(done)-1]
-			continue
-		}
-		cur := filepath.Join(append(done, name)...)
-		fi, err := w.root.Lstat(cur)
-		if errors.Is(err, fs.ErrNotExist) {
-			rest := filepath.Join(append(append(done, name), todo...)...)
-			if !isLocal(rest) {
-				return "", &fs.PathError{Op: "resolve", Path: rel, Err: errEscapes}
-			}
-			return rest, nil
-		}
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			done = append(done, name)
-			continue
-		}
-		if links++; links > maxLinks {
-			return "", &fs.PathError{Op: "resolve", Path: rel, Err: syscall.ELOOP}
-		}
-		target, err := w.root.Readlink(cur)
-		if err != nil {
-			return "", err
-		}
-		if filepath.IsAbs(target) {
-			return "", &fs.PathError{Op: "resolve", Path: rel, Err: errEscapes}
-		}
-		todo = append(strings.Split(filepath.ToSlash(target), "/"), todo...)
-	}
-	if len(done) == 0 {
-		return ".", nil
-	}
-	return filepath.Join(done...), nil
-}
-
-// isEscape says err is os.Root refusing a path that leads out of the root.
-// os keeps its error unexported, hence the text.
+// isEscape says err is a link, or os.Root, refusing a path that leads out
+// of the root. os keeps its own error unexported, hence the text.
 func isEscape(err error) bool {
-	return err != nil && (errors.Is(err, errEscapes) || strings.Contains(err.Error(), errEscapes.Error()))
+	return err != nil && (errors.Is(err, confine.ErrEscapes) || strings.Contains(err.Error(), "path escapes from parent"))
 }
 
 // fsError turns a file system error into a message for the model, naming
@@ -214,6 +79,8 @@ func fsError(op, shown string, err error) error {
 	switch {
 	case isEscape(err):
 		return fmt.Errorf("cannot %s %s: it is, or goes through, a symbolic link that leads outside the workspace (or is absolute); the tools only use files inside the workspace", op, shown)
+	case errors.Is(err, confine.ErrGit):
+		return fmt.Errorf("cannot %s %s: it leads into .git/, which the tools never use", op, shown)
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("cannot %s %s: it does not exist", op, shown)
 	case errors.Is(err, fs.ErrPermission):
@@ -257,65 +124,47 @@ func isBinary(data []byte) bool {
 	return len(data) > 0 && odd*10 > len(data)*3
 }
 
-// treeFS is the workspace seen from one of its directories, for walks: it
-// hides .git and leads nowhere outside the workspace (the os.Root behind it
-// refuses that), though links may lead above base.
+// treeFS is the workspace seen from one of its directories, for walks:
+// every name resolves as check does (confine.FS), a link into .git or out
+// of the workspace looks like a file that does not exist, and .git is
+// left out of listings.
 type treeFS struct {
-	fsys fs.FS  // the os.Root's FS
+	cfs  *confine.FS
+	fsys fs.FS  // the os.Root's FS, for reading a link's target
 	base string // slash-separated, relative to the root
 }
 
 func (w *workspace) tree(rel string) treeFS {
-	return treeFS{fsys: w.root.FS(), base: filepath.ToSlash(rel)}
+	cfs := w.FS(rel)
+	return treeFS{cfs: cfs, fsys: w.root.FS(), base: cfs.Base()}
 }
 
-func (t treeFS) full(op, name string) (string, error) {
-	if !fs.ValidPath(name) {
-		return "", &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
+// hide makes a refusal look like a missing file to a walker.
+func hide(name string, err error) error {
+	if errors.Is(err, confine.ErrGit) || errors.Is(err, confine.ErrEscapes) {
+		return &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	}
-	if inGit(name) {
-		return "", &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
-	}
-	return path.Join(t.base, name), nil
+	return err
 }
 
 func (t treeFS) Open(name string) (fs.File, error) {
-	p, err := t.full("open", name)
-	if err != nil {
-		return nil, err
-	}
-	return t.fsys.Open(p)
+	f, err := t.cfs.Open(name)
+	return f, hide(name, err)
 }
 
 func (t treeFS) Stat(name string) (fs.FileInfo, error) {
-	p, err := t.full("stat", name)
-	if err != nil {
-		return nil, err
-	}
-	return fs.Stat(t.fsys, p)
+	fi, err := t.cfs.Stat(name)
+	return fi, hide(name, err)
 }
 
 func (t treeFS) ReadDir(name string) ([]fs.DirEntry, error) {
-	p, err := t.full("readdir", name)
-	if err != nil {
-		return nil, err
-	}
-	ents, err := fs.ReadDir(t.fsys, p)
-	out := ents[:0]
-	for _, e := range ents {
-		if e.Name() != gitDir {
-			out = append(out, e)
-		}
-	}
-	return out, err
+	ents, err := t.cfs.ReadDir(name)
+	return ents, hide(name, err)
 }
 
 func (t treeFS) ReadFile(name string) ([]byte, error) {
-	p, err := t.full("read", name)
-	if err != nil {
-		return nil, err
-	}
-	return fs.ReadFile(t.fsys, p)
+	b, err := t.cfs.ReadFile(name)
+	return b, hide(name, err)
 }
 
 // countLines counts the lines of s, a last line without a newline

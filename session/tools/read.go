@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+
+	"github.com/sessiond/sessiond/workspace/confine"
 )
 
 type readTool struct{}
@@ -20,7 +22,7 @@ func (readTool) ReadOnly() bool { return true }
 func (readTool) Description() string {
 	return fmt.Sprintf(`Reads a text file of the workspace and returns its lines numbered like cat -n: the line number, a tab, then the line as it is in the file.
 
-- path is relative to the session's working directory, or absolute inside the workspace. Paths outside the workspace (via "..", an absolute path or a symbolic link) are refused.
+- path is relative to the session's working directory, or absolute inside the workspace. Paths outside the workspace (via "..", an absolute path or a symbolic link) are refused, and so is anything inside a .git directory.
 - By default the first %d lines are returned. For a long file, pass offset (the 1-based line number to start at) and limit (how many lines) to read the rest; the output ends with the offset to continue from when lines are left.
 - Lines longer than %d characters are cut. The whole output is capped (64 KiB unless configured); the note at its end says where to continue.
 - Binary files (images, archives, executables) are refused; directories are refused too: use list for those.
@@ -68,13 +70,13 @@ func (t readTool) Run(ctx context.Context, env *Env, input json.RawMessage) (Res
 		return Result{}, err
 	}
 	defer w.Close()
-	rel, err := w.resolve(in.Path)
+	rel, real, err := w.check(in.Path, "read", confine.Read)
 	if err != nil {
 		return Result{}, err
 	}
 	shown := w.display(rel)
 	// Stat first: opening a named pipe would block.
-	fi, err := w.root.Stat(rel)
+	fi, err := w.root.Stat(real)
 	if err != nil {
 		return Result{}, readError(shown, err)
 	}
@@ -84,7 +86,7 @@ func (t readTool) Run(ctx context.Context, env *Env, input json.RawMessage) (Res
 	if !fi.Mode().IsRegular() {
 		return Result{}, fmt.Errorf("cannot read %s: it is not a regular file (%s)", shown, fi.Mode().Type())
 	}
-	f, err := w.root.Open(rel)
+	f, err := w.root.Open(real)
 	if err != nil {
 		return Result{}, readError(shown, err)
 	}

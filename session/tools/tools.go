@@ -5,16 +5,19 @@
 //
 // # Confinement
 //
-// Every path a tool takes is confined to the workspace, Env.Root. A relative
-// path resolves against the session's directory, Env.Dir; an absolute one
-// is accepted only inside Root. A path that climbs out with ".." is refused
-// before any file is touched, and all file I/O goes through an os.Root
-// opened on Root, so a symbolic link cannot carry a read or a write outside
-// the workspace (os.Root also refuses absolute links). Links that stay
-// inside are followed. The write tools (write, edit) also refuse anything
-// inside a .git directory, checked both on the path as given and on the
-// path its links lead to. list, glob and grep never descend into .git, nor
-// into directories reached through links.
+// Every path a tool takes is confined to the workspace, Env.Root, by
+// workspace/confine, the resolver the session layer's methods use too. A
+// relative path resolves against the session's directory, Env.Dir; an
+// absolute one is accepted only inside Root. A path that climbs out with
+// ".." is refused before any file is touched; links are followed one
+// component at a time, and one that leads out (or is absolute) is
+// refused; all file I/O goes through an os.Root opened on Root. Links that
+// stay inside are followed. Every file tool, read-only or not, refuses
+// anything inside a .git directory, checked both on the path as given and
+// on the path its links lead to: git runs what it finds there, and
+// .git/config may hold credentials. list, glob and grep never descend into
+// .git, nor into directories reached through links, and skip a file link
+// that leads into .git or out.
 //
 // bash is the exception: it runs a shell command in Env.Dir, and a shell
 // can reach anything the daemon can. Confining it is the permission

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	udiff "github.com/aymanbagabas/go-udiff"
+
+	"github.com/sessiond/sessiond/workspace/confine"
 )
 
 // Modes of files and directories the tools create (before the umask).
@@ -62,15 +64,11 @@ func (t writeTool) Run(ctx context.Context, env *Env, input json.RawMessage) (Re
 		return Result{}, err
 	}
 	defer w.Close()
-	rel, err := w.resolve(in.Path)
+	rel, real, err := w.check(in.Path, "write", confine.Write)
 	if err != nil {
 		return Result{}, err
 	}
 	shown := w.display(rel)
-	real, err := w.writable(rel, shown)
-	if err != nil {
-		return Result{}, err
-	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("write %s: %w", shown, err)
 	}
@@ -92,7 +90,7 @@ func (t writeTool) Run(ctx context.Context, env *Env, input json.RawMessage) (Re
 }
 
 // writeFile writes data to real (a path whose links are resolved, checked
-// by writable), creating parent directories, and says whether the file is
+// by check), creating parent directories, and says whether the file is
 // new.
 func (w *workspace) writeFile(real, shown string, data []byte) (created bool, err error) {
 	fi, err := w.root.Stat(real)
@@ -172,15 +170,11 @@ func (t editTool) Run(ctx context.Context, env *Env, input json.RawMessage) (Res
 		return Result{}, err
 	}
 	defer w.Close()
-	rel, err := w.resolve(in.Path)
+	rel, real, err := w.check(in.Path, "edit", confine.Write)
 	if err != nil {
 		return Result{}, err
 	}
 	shown := w.display(rel)
-	real, err := w.writable(rel, shown)
-	if err != nil {
-		return Result{}, err
-	}
 
 	var data []byte
 	fi, err := w.root.Stat(real) // before reading: a named pipe would block
