@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sessiond/sessiond/session/shellrun/writetrace"
 )
 
 // run runs opts with /bin/sh in a temporary directory unless told
@@ -547,6 +549,33 @@ func TestResolveShell(t *testing.T) {
 			if err != nil || got != tt.want {
 				t.Errorf("resolveShell(%q, %q) = %q, %v; want %q", tt.shell, tt.env, got, err, tt.want)
 			}
+		})
+	}
+}
+
+// needTracing skips the test where commands cannot be traced (another
+// platform, or these tests themselves run inside a traced command).
+func needTracing(t *testing.T) {
+	t.Helper()
+	if ok, why := writetrace.Probe(t.Context()); !ok {
+		t.Skip("write tracing is unavailable here:", why)
+	}
+}
+
+// eachTrace runs f untraced and traced: Run behaves the same either way.
+func eachTrace(t *testing.T, f func(t *testing.T, trace bool)) {
+	t.Helper()
+	for _, trace := range []bool{false, true} {
+		name := "untraced"
+		if trace {
+			name = "traced"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if trace {
+				needTracing(t)
+			}
+			f(t, trace)
 		})
 	}
 }

@@ -111,6 +111,9 @@ func start(cmd *exec.Cmd, mode string) (*Trace, error) {
 	if env == nil {
 		env = os.Environ()
 	}
+	if len(cmd.Args) == 0 {
+		cmd.Args = []string{cmd.Path} // what exec.Cmd would use; it is the command's argv[0], not the shim's path
+	}
 	m := marker{fd: 3 + len(cmd.ExtraFiles), ppid: os.Getpid(), mode: mode, path: cmd.Path}
 	cmd.Env = append(withoutMarker(env), markerEnv+"="+m.String())
 	cmd.ExtraFiles = append(slices.Clip(cmd.ExtraFiles), child)

@@ -69,6 +69,25 @@ func startSh(t *testing.T, dir, script string) (*exec.Cmd, *Trace, *bytes.Buffer
 	return cmd, tr, &out
 }
 
+// A command with no Args gets its path as argv[0], as with exec.Cmd, not
+// the shim's /proc/self/exe.
+func TestStartNoArgs(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	cmd := &exec.Cmd{Path: "/bin/sh", Stdin: strings.NewReader("echo \"$0\"\n"), Stdout: &out}
+	tr, err := Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	tr.Stop()
+	if out.String() != "/bin/sh\n" {
+		t.Errorf("argv[0] = %q, want /bin/sh", out.String())
+	}
+}
+
 // The supervisor keeps answering a process left behind after Stop, and
 // ends when the last one exits.
 func TestDoneOnceTheTreeHasExited(t *testing.T) {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package shellrun
 
 import (
@@ -70,33 +72,6 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Printf("%s\n", b)
 	}
 	os.Exit(0)
-}
-
-// needTracing skips the test where commands cannot be traced (another
-// platform, or these tests themselves run inside a traced command).
-func needTracing(t *testing.T) {
-	t.Helper()
-	if ok, why := writetrace.Probe(t.Context()); !ok {
-		t.Skip("write tracing is unavailable here:", why)
-	}
-}
-
-// eachTrace runs f untraced and traced: Run behaves the same either way.
-func eachTrace(t *testing.T, f func(t *testing.T, trace bool)) {
-	t.Helper()
-	for _, trace := range []bool{false, true} {
-		name := "untraced"
-		if trace {
-			name = "traced"
-		}
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			if trace {
-				needTracing(t)
-			}
-			f(t, trace)
-		})
-	}
 }
 
 // traced runs command traced in dir and returns the report, which must be
