@@ -255,7 +255,9 @@ func TestTraceCallsByFD(t *testing.T) {
 	if !strings.Contains(res.Output, "made the calls") {
 		t.Fatalf("the helper failed: %q", res.Output)
 	}
-	want := []writetrace.Write{{Path: "m.txt"}, {Path: "sub/a", Tree: true}, {Path: "sub/b", Tree: true}, {Path: "sub/d"}, {Path: "sub/t.txt"}, {Path: "w.txt"}}
+	// sub/t.txt only had its times set: snapshots do not hold times, so
+	// that call is not traced.
+	want := []writetrace.Write{{Path: "m.txt"}, {Path: "sub/a", Tree: true}, {Path: "sub/b", Tree: true}, {Path: "sub/d"}, {Path: "w.txt"}}
 	if !slices.Equal(got, want) {
 		t.Errorf("Writes = %+v\nwant     %+v", got, want)
 	}

@@ -13,20 +13,17 @@ const nativeArch = unix.AUDIT_ARCH_X86_64
 const x32Bit = 0x40000000
 
 // legacyCalls are the path-only calls amd64 keeps beside the *at ones.
-// atOrFD is futimesat's path argument (NULL: the fd).
 func legacyCalls(atOrFD []pathArg) map[uintptr]call {
 	return map[uintptr]call{
-		unix.SYS_OPEN:      {name: "open", paths: cwdPath(0), flagsArg: 1},
-		unix.SYS_CREAT:     {name: "creat", paths: cwdPath(0)},
-		unix.SYS_RENAME:    {name: "rename", paths: []pathArg{{dirfd: noArg, path: 0, tree: true}, {dirfd: noArg, path: 1, tree: true}}},
-		unix.SYS_UNLINK:    {name: "unlink", paths: cwdPath(0)},
-		unix.SYS_MKDIR:     {name: "mkdir", paths: cwdPath(0)},
-		unix.SYS_RMDIR:     {name: "rmdir", paths: cwdPath(0)},
-		unix.SYS_LINK:      {name: "link", paths: cwdPath(1)},
-		unix.SYS_SYMLINK:   {name: "symlink", paths: cwdPath(1)},
-		unix.SYS_MKNOD:     {name: "mknod", paths: cwdPath(0)},
-		unix.SYS_CHMOD:     {name: "chmod", paths: cwdPath(0)},
-		unix.SYS_UTIMES:    {name: "utimes", paths: cwdPath(0)},
-		unix.SYS_FUTIMESAT: {name: "futimesat", paths: atOrFD},
+		unix.SYS_OPEN:    {name: "open", paths: cwdPath(0), flagsArg: 1},
+		unix.SYS_CREAT:   {name: "creat", paths: cwdPath(0)},
+		unix.SYS_RENAME:  {name: "rename", paths: []pathArg{{dirfd: noArg, path: 0, tree: true}, {dirfd: noArg, path: 1, tree: true}}},
+		unix.SYS_UNLINK:  {name: "unlink", paths: cwdPath(0)},
+		unix.SYS_MKDIR:   {name: "mkdir", paths: cwdPath(0)},
+		unix.SYS_RMDIR:   {name: "rmdir", paths: cwdPath(0)},
+		unix.SYS_LINK:    {name: "link", paths: cwdPath(1)},
+		unix.SYS_SYMLINK: {name: "symlink", paths: cwdPath(1)},
+		unix.SYS_MKNOD:   {name: "mknod", paths: cwdPath(0)},
+		unix.SYS_CHMOD:   {name: "chmod", paths: cwdPath(0)},
 	}
 }
