@@ -500,7 +500,9 @@ func TestTimeMachineInotifyOverflow(t *testing.T) {
 	}
 
 	// Within a turn: the flood, then the turn's own changes, whose
-	// events the full queue drops.
+	// events the full queue drops. (The turn's writes wait for the daemon,
+	// which traces them: they happen once it runs again, while the queue
+	// still holds the overflow.)
 	out := w.outside
 	done := make(chan error, 1)
 	go func() {
@@ -514,8 +516,8 @@ func TestTimeMachineInotifyOverflow(t *testing.T) {
 	stop()
 	flood()
 	tmWriteFile(t, filepath.Join(out, "go"), "", 0o644)
-	waitUntil(t, "the third turn's command to finish", func() bool { return exists(filepath.Join(out, "done")) })
 	cont()
+	waitUntil(t, "the third turn's command to finish", func() bool { return exists(filepath.Join(out, "done")) })
 	if err := <-done; err != nil {
 		t.Fatalf("the third turn: %v", err)
 	}
