@@ -279,11 +279,21 @@ func (d *Daemon) Serve(ctx context.Context) error {
 				debug.FreeOSMemory()
 			}
 		case <-idleC:
-			if d.connections() == 0 {
-				d.log.Info("no client for the idle timeout; exiting", "idleTimeout", d.cfg.IdleTimeout)
-				return nil
+			if d.connections() != 0 {
+				idleC = nil
+				break
 			}
-			idleC = nil
+			// Processes a traced command left running stop at the tracer
+			// whenever they change a file; without the daemon those calls
+			// fail. Wait for them as for a client.
+			if n := d.sessions.Lingering(); n > 0 {
+				d.log.Info("no client, but processes that traced commands left running still need the daemon; staying",
+					"commands", n, "idleTimeout", d.cfg.IdleTimeout)
+				arm()
+				break
+			}
+			d.log.Info("no client for the idle timeout; exiting", "idleTimeout", d.cfg.IdleTimeout)
+			return nil
 		}
 	}
 }

@@ -303,3 +303,35 @@ func TestUntracedTurnNeedsForce(t *testing.T) {
 		t.Errorf("after the forced revert a.txt holds %q, want %q", got, "v0\n")
 	}
 }
+
+// TestIdleDaemonWaitsForTracedBackgroundProcesses: a shell turn leaves a
+// process running that writes a file later. The calls the tracer stops
+// need the daemon, so it does not exit for idleness while the process
+// lives; the late write succeeds, and then the daemon exits.
+func TestIdleDaemonWaitsForTracedBackgroundProcesses(t *testing.T) {
+	t.Parallel()
+	w := tmSetup(t, false, nil, "--idle-timeout", "300ms")
+	fifo := filepath.Join(w.outside, "go")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ses := w.newSession("a server in the background")
+	w.shell(ses.ID, "(read x < "+fifo+"; echo late > late.txt) > /dev/null 2>&1 &")
+	w.c.Close()
+	waitUntil(t, "the idle daemon to stay for the background process", func() bool {
+		return strings.Contains(w.d.stderr.String(), "still need the daemon")
+	})
+	if w.d.exited() {
+		t.Fatalf("the daemon exited while a traced process lived; stderr:\n%s", w.d.stderr.String())
+	}
+	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("go\n")
+	f.Close()
+	waitUntil(t, "the background process to write late.txt", func() bool { return readFile(t, w.path("late.txt")) == "late\n" })
+	if code := w.d.wait(); code != 0 {
+		t.Errorf("the daemon exited with %d after its last traced process; stderr:\n%s", code, w.d.stderr.String())
+	}
+}

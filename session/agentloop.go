@@ -483,6 +483,7 @@ func (l *loop) runCall(ctx context.Context, i int) (provider.ToolResult, bool) {
 		meta["changed"] = res.Changed
 	}
 	l.step.claim(res.Changed...)
+	l.s.lingering.watch(res.Lingering)
 	if res.Writes != nil {
 		var c claims
 		c.addTrace(l.t.tracker.Root(), res.Writes)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/sessiond/sessiond/session/shellrun/writetrace"
 	"github.com/sessiond/sessiond/workspace/snapshot"
@@ -197,4 +198,40 @@ func (t *turn) hold(s *Service, id snapshot.ID) {
 	s.inflight.add(id)
 	t.held = append(t.held, id)
 	t.snap = id
+}
+
+// lingering counts the traced commands that left processes running. Those
+// processes stop at the tracer on every call that changes files, so they
+// need the daemon: the daemon does not exit for idleness while any live.
+type lingering struct {
+	mu sync.Mutex
+	n  int
+}
+
+// watch counts done until it is closed; nil is not counted.
+func (l *lingering) watch(done <-chan struct{}) {
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+		return
+	default:
+	}
+	l.mu.Lock()
+	l.n++
+	l.mu.Unlock()
+	go func() {
+		<-done
+		l.mu.Lock()
+		l.n--
+		l.mu.Unlock()
+	}()
+}
+
+// Lingering says how many traced commands still have processes running.
+func (s *Service) Lingering() int {
+	s.lingering.mu.Lock()
+	defer s.lingering.mu.Unlock()
+	return s.lingering.n
 }

@@ -58,6 +58,8 @@ type Service struct {
 	crash      func()
 	// noWriteTrace, when set, says why commands run untraced.
 	noWriteTrace string
+	// lingering counts traced commands whose background processes live.
+	lingering lingering
 }
 
 // New returns a Service over db. pub may be nil.

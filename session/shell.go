@@ -117,6 +117,7 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 			s.log.Warn("cannot keep the whole shell output", "session", t.ses.ID, "err", err)
 		}
 	}
+	s.lingering.watch(res.Lingering)
 	var c claims
 	if s.noWriteTrace != "" {
 		c.untraced(s.noWriteTrace)

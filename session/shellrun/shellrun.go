@@ -115,6 +115,10 @@ type Result struct {
 	// returned; nil unless Options.TraceWrites. Processes left in the
 	// background keep running, untraced from then on.
 	Writes *writetrace.Report
+	// Lingering, for a traced command, is closed once no process the
+	// command started is left. Until then its processes still need the
+	// daemon: the calls the tracer stops fail once it exits.
+	Lingering <-chan struct{}
 }
 
 // Run runs opts.Command and waits for it. A non-zero exit, a timeout and
@@ -256,6 +260,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if trace != nil {
 		rep := trace.Stop()
 		res.Writes = &rep
+		res.Lingering = trace.Done()
 	}
 	res.Duration = time.Since(start)
 	out.fill(&res)

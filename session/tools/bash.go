@@ -139,7 +139,7 @@ func (t bashTool) Run(ctx context.Context, env *Env, input json.RawMessage) (Res
 		}
 		b.WriteString("\n(" + strings.Join(notes, "; ") + ")")
 	}
-	out := Result{Title: title, Output: b.String(), Metadata: meta, Full: res.Full, Writes: res.Writes}
+	out := Result{Title: title, Output: b.String(), Metadata: meta, Full: res.Full, Writes: res.Writes, Lingering: res.Lingering}
 	if out.Writes == nil {
 		out.Writes = &writetrace.Report{Reason: cmp.Or(env.NoWriteTrace, "the command's writes were not traced")}
 	}

@@ -196,6 +196,9 @@ type Result struct {
 	// Writes is what a command's process tree wrote (bash), when it ran;
 	// the loop claims those paths for the turn.
 	Writes *writetrace.Report
+	// Lingering is shellrun's: closed once no process of the command is
+	// left.
+	Lingering <-chan struct{}
 	// Full is a command's whole output when Output holds only its head and
 	// tail (bash; up to shellrun.MaxFullOutput bytes), nil otherwise. The
 	// loop keeps it in the store and references it from the tool part.
