@@ -137,5 +137,14 @@ func (s *Service) purge(ctx context.Context, id string) error {
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("purge session %s: %w", id, err)
 	}
-	return s.db.Update(ctx, func(txn *store.Txn) error { return txn.Delete(store.KeyPurge(id)) })
+	// A parked journal or an unfinished turn's marker of a deleted session
+	// has nothing left to finish.
+	return s.db.Update(ctx, func(txn *store.Txn) error {
+		for _, k := range [][]byte{store.KeyJournal(id), store.KeyTurn(id), store.KeyPurge(id)} {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
