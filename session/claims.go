@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -56,8 +57,9 @@ func (c *claims) addTrace(root string, r *writetrace.Report) {
 		c.untraced("write tracing is unavailable: " + r.Reason)
 		return
 	}
+	dirs := map[string]string{} // a directory as named → resolved, for this trace
 	for _, w := range r.Writes {
-		for _, rel := range workspaceRels(root, w.Path) {
+		for _, rel := range workspaceRels(root, w.Path, dirs) {
 			c.claim(rel)
 			if w.Tree {
 				if c.trees == nil {
@@ -115,23 +117,31 @@ func (c *claims) list() []string {
 // resolved (what a rename or unlink changes) and, when it is itself a
 // link, the file it leads to (what a write through it changes). Parts
 // that no longer exist (a directory removed later in the command) are
-// kept as named.
-func workspaceRels(root, abs string) []string {
+// kept as named. dirs caches resolved directories across calls: a command
+// that writes thousands of files writes them into a few directories.
+func workspaceRels(root, abs string, dirs map[string]string) []string {
 	if !filepath.IsAbs(abs) {
 		return nil
 	}
-	dir, rest := filepath.Dir(abs), filepath.Base(abs)
-	for {
-		if real, err := filepath.EvalSymlinks(dir); err == nil {
-			dir = real
-			break
+	named, rest := filepath.Dir(abs), filepath.Base(abs)
+	dir, ok := dirs[named]
+	if !ok {
+		dir = named
+		for {
+			if real, err := filepath.EvalSymlinks(dir); err == nil {
+				dir = real
+				break
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			rest = filepath.Join(filepath.Base(dir), rest)
+			dir = parent
 		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
+		if rest == filepath.Base(abs) {
+			dirs[named] = dir // resolved whole: safe to reuse
 		}
-		rest = filepath.Join(filepath.Base(dir), rest)
-		dir = parent
 	}
 	var out []string
 	add := func(p string) {
@@ -141,10 +151,12 @@ func workspaceRels(root, abs string) []string {
 		}
 		out = append(out, filepath.ToSlash(rel))
 	}
-	named := filepath.Join(dir, rest)
-	add(named)
-	if real, err := filepath.EvalSymlinks(named); err == nil && real != named {
-		add(real)
+	path := filepath.Join(dir, rest)
+	add(path)
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			add(real)
+		}
 	}
 	return out
 }

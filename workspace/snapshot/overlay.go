@@ -41,6 +41,18 @@ func (e *Engine) Overlay(ctx context.Context, base, from ID, paths []string) (ID
 			}
 		}
 		o := &overlay{txn: txn, root: &onode{e: store.TreeEntry{Kind: store.EntryDir, Hash: base}}}
+		// Many paths share directories: read each of from's trees once.
+		read := map[store.Hash][]store.TreeEntry{}
+		get := func(txn *store.Txn, h store.Hash) ([]store.TreeEntry, error) {
+			if t, ok := read[h]; ok {
+				return t, nil
+			}
+			t, err := store.GetTree(txn, h)
+			if err == nil {
+				read[h] = t
+			}
+			return t, err
+		}
 		for _, p := range paths {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -52,7 +64,7 @@ func (e *Engine) Overlay(ctx context.Context, base, from ID, paths []string) (ID
 			if rel == "" {
 				continue // the root itself is always there
 			}
-			want, err := lookup(txn, from, rel)
+			want, err := lookupWith(txn, from, rel, get)
 			if err != nil {
 				return err
 			}
