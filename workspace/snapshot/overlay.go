@@ -41,18 +41,7 @@ func (e *Engine) Overlay(ctx context.Context, base, from ID, paths []string) (ID
 			}
 		}
 		o := &overlay{txn: txn, root: &onode{e: store.TreeEntry{Kind: store.EntryDir, Hash: base}}}
-		// Many paths share directories: read each of from's trees once.
-		read := map[store.Hash][]store.TreeEntry{}
-		get := func(txn *store.Txn, h store.Hash) ([]store.TreeEntry, error) {
-			if t, ok := read[h]; ok {
-				return t, nil
-			}
-			t, err := store.GetTree(txn, h)
-			if err == nil {
-				read[h] = t
-			}
-			return t, err
-		}
+		get := cachedGetTree() // many paths share from's directories
 		for _, p := range paths {
 			if err := ctx.Err(); err != nil {
 				return err

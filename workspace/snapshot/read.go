@@ -60,17 +60,7 @@ func (e *Engine) ReadEntry(ctx context.Context, snap ID, path string) (Content, 
 func (e *Engine) LookupAll(ctx context.Context, snap ID, paths []string) ([]Entry, error) {
 	out := make([]Entry, len(paths))
 	err := e.db.View(ctx, func(txn *store.Txn) error {
-		trees := map[store.Hash][]store.TreeEntry{}
-		get := func(txn *store.Txn, h store.Hash) ([]store.TreeEntry, error) {
-			if t, ok := trees[h]; ok {
-				return t, nil
-			}
-			t, err := store.GetTree(txn, h)
-			if err == nil {
-				trees[h] = t
-			}
-			return t, err
-		}
+		get := cachedGetTree()
 		for i, p := range paths {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -83,6 +73,22 @@ func (e *Engine) LookupAll(ctx context.Context, snap ID, paths []string) ([]Entr
 		return nil
 	})
 	return out, err
+}
+
+// cachedGetTree returns a store.GetTree that reads each tree once: the
+// lookups of many paths share their directories.
+func cachedGetTree() func(*store.Txn, store.Hash) ([]store.TreeEntry, error) {
+	trees := map[store.Hash][]store.TreeEntry{}
+	return func(txn *store.Txn, h store.Hash) ([]store.TreeEntry, error) {
+		if t, ok := trees[h]; ok {
+			return t, nil
+		}
+		t, err := store.GetTree(txn, h)
+		if err == nil {
+			trees[h] = t
+		}
+		return t, err
+	}
 }
 
 func lookup(txn *store.Txn, snap ID, p string) (Entry, error) {
