@@ -304,15 +304,6 @@ func (d *Daemon) connections() int {
 	return d.active
 }
 
-func (d *Daemon) state(c *rpc.Conn) *connState {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if s := d.conns[c]; s != nil {
-		return s
-	}
-	return &connState{}
-}
-
 // Run is `sessiond serve`: open, serve until signalled or idle, close.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	d, err := Open(ctx, cfg, "serve", logger)
