@@ -60,8 +60,11 @@ type connState struct {
 
 // Open takes the data dir (refusing one another process holds), opens the
 // store, finishes work a killed daemon left, and gets ready to serve.
-// mode is "serve" or "standalone".
+// mode is "serve" or "standalone". A nil logger discards the logs.
 func Open(ctx context.Context, cfg Config, mode string, logger *slog.Logger) (*Daemon, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	lock, err := lockDataDir(cfg, mode)
 	if err != nil {
 		return nil, err
@@ -302,15 +305,6 @@ func (d *Daemon) connections() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.active
-}
-
-func (d *Daemon) state(c *rpc.Conn) *connState {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if s := d.conns[c]; s != nil {
-		return s
-	}
-	return &connState{}
 }
 
 // Run is `sessiond serve`: open, serve until signalled or idle, close.

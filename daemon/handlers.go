@@ -75,7 +75,7 @@ func (d *Daemon) routes() *rpc.Mux {
 			return proj, dirParamError(err)
 		}
 		d.hub.get(c).project(proj.ID)
-		d.state(c).lastDir = dir
+		d.setLastDir(c, dir)
 		d.watch(proj, dir)
 		return proj, nil
 	})
@@ -103,7 +103,7 @@ func (d *Daemon) routes() *rpc.Mux {
 	// Sessions.
 	handle(d, m, "session/create", func(ctx context.Context, c *rpc.Conn, p session.CreateParams) (session.Session, error) {
 		if p.Directory == "" && p.ParentID == "" {
-			p.Directory = d.state(c).lastDir
+			p.Directory = d.lastDir(c)
 		}
 		if p.Directory != "" {
 			// Creating a session in a directory opens its workspace for

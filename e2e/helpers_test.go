@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -539,26 +540,66 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-// event is one session/event notification.
+// event is one session/event notification, decoded for its type: every
+// event names its session somewhere (info, part or sessionID), and
+// sessionID finds it wherever it is.
 type event struct {
-	Type       string `json:"type"`
-	Properties struct {
-		Info session.Session `json:"info"`
-		Part session.Part    `json:"part"`
-	} `json:"properties"`
-	Raw json.RawMessage `json:"-"`
+	Type       string          `json:"type"`
+	Properties eventFields     `json:"properties"`
+	Raw        json.RawMessage `json:"-"`
+	// Err says why the payload did not decode as its type's; next fails
+	// the test with it, so a wait never skips an event it cannot read.
+	Err error `json:"-"`
+}
+
+// eventFields are the properties of every event type; each type fills
+// the fields it sends.
+type eventFields struct {
+	// Info is the session of session.created, .updated and .deleted;
+	// message.* events carry a message there instead (see message).
+	Info    session.Session `json:"-"`
+	RawInfo json.RawMessage `json:"info"`
+	Msg     session.Message `json:"-"`
+	// Part and Delta: part.updated.
+	Part  session.Part `json:"part"`
+	Delta *string      `json:"delta"`
+	// SessionID: session.status, todo.updated, message.removed,
+	// session.reverted and session.unreverted.
+	SessionID string         `json:"sessionID"`
+	Status    session.Status `json:"status"`    // session.status
+	MessageID string         `json:"messageID"` // message.removed
+	// file.changed.
+	ProjectID string `json:"projectID"`
+	Root      string `json:"root"`
+	Path      string `json:"path"`
+	Kind      string `json:"kind"`
+}
+
+// decodeEvent reads a session/event's params.
+func decodeEvent(params json.RawMessage) event {
+	var e event
+	e.Raw = slices.Clone(params)
+	if err := json.Unmarshal(params, &e); err != nil {
+		e.Err = fmt.Errorf("decode %s: %w", params, err)
+		return e
+	}
+	if len(e.Properties.RawInfo) == 0 {
+		return e
+	}
+	var err error
+	if strings.HasPrefix(e.Type, "message.") {
+		err = json.Unmarshal(e.Properties.RawInfo, &e.Properties.Msg)
+	} else {
+		err = json.Unmarshal(e.Properties.RawInfo, &e.Properties.Info)
+	}
+	if err != nil {
+		e.Err = fmt.Errorf("decode the info of %s: %w", params, err)
+	}
+	return e
 }
 
 // message returns the properties.info of a message.* event.
-func (e event) message() session.Message {
-	var m struct {
-		Properties struct {
-			Info session.Message `json:"info"`
-		} `json:"properties"`
-	}
-	json.Unmarshal(e.Raw, &m)
-	return m.Properties.Info
-}
+func (e event) message() session.Message { return e.Properties.Msg }
 
 // eventLog collects events in arrival order; next reads them in order.
 type eventLog struct {
@@ -569,9 +610,7 @@ type eventLog struct {
 }
 
 func (l *eventLog) add(params json.RawMessage) {
-	var e event
-	json.Unmarshal(params, &e)
-	e.Raw = slices.Clone(params)
+	e := decodeEvent(params)
 	l.mu.Lock()
 	l.evs = append(l.evs, e)
 	l.mu.Unlock()
@@ -591,6 +630,9 @@ func (l *eventLog) next(t *testing.T) event {
 			e := l.evs[l.read]
 			l.read++
 			l.mu.Unlock()
+			if e.Err != nil {
+				t.Errorf("session/event %s: %v", e.Type, e.Err)
+			}
 			return e
 		}
 		l.mu.Unlock()
@@ -636,15 +678,16 @@ func (l *eventLog) expectAll(t *testing.T, typ string, ids ...string) {
 	}
 }
 
-// sessionID is the session an event is about.
+// sessionID is the session an event is about, or "" for events about no
+// session (file.changed).
 func (e event) sessionID() string {
 	switch {
 	case strings.HasPrefix(e.Type, "message."):
-		return e.message().SessionID
+		return cmp.Or(e.message().SessionID, e.Properties.SessionID)
 	case strings.HasPrefix(e.Type, "part."):
 		return e.Properties.Part.SessionID
 	}
-	return e.Properties.Info.ID
+	return cmp.Or(e.Properties.SessionID, e.Properties.Info.ID)
 }
 
 // all returns every event received so far.

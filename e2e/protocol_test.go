@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -224,7 +225,7 @@ func TestBadInputKeepsConnection(t *testing.T) {
 						bad = new(c.read())
 					}
 					errCheck(t, in.name, bad.Error, in.code, in.field)
-					wantID := cmpOr(in.id, "null")
+					wantID := cmp.Or(in.id, "null")
 					if string(bad.ID) != wantID {
 						t.Errorf("%s: error reply id = %s, want %s", in.name, bad.ID, wantID)
 					}
@@ -242,13 +243,6 @@ func TestBadInputKeepsConnection(t *testing.T) {
 			})
 		}
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func TestOversizedMessage(t *testing.T) {

@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -342,7 +343,7 @@ func (s *Service) runTemplate(ctx context.Context, cmd CommandInfo, p CommandPar
 	pp := PromptParams{
 		SessionID: p.SessionID,
 		Parts:     []PromptPart{{Type: PartText, Text: text}},
-		Agent:     cmpOr(p.Agent, cmd.Agent),
+		Agent:     cmp.Or(p.Agent, cmd.Agent),
 		Model:     cmd.Model,
 		Variant:   p.Variant,
 		Asker:     p.Asker,

@@ -25,6 +25,7 @@ package session
 // messages) leave the marker meaning what it meant.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -452,7 +453,7 @@ func (s *Service) Context(ctx context.Context, p ContextParams) (ContextResult, 
 	if out.Model != nil {
 		providerID = out.Model.ProviderID
 	}
-	c, err := s.contextLoad(ctx, ses, root, cmpOr(ses.Agent, tools.AgentBuild), providerID)
+	c, err := s.contextLoad(ctx, ses, root, cmp.Or(ses.Agent, tools.AgentBuild), providerID)
 	if err != nil {
 		return ContextResult{}, err
 	}
@@ -592,7 +593,7 @@ func (s *Service) Compact(ctx context.Context, p CompactParams) (CompactResult, 
 		return CompactResult{}, err
 	}
 	defer release()
-	agent := cmpOr(ses.Agent, tools.AgentBuild)
+	agent := cmp.Or(ses.Agent, tools.AgentBuild)
 	c, err := s.contextLoad(ctx, ses, root, agent, res.Ref.ProviderID)
 	if err != nil {
 		return CompactResult{}, err

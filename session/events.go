@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,7 +65,7 @@ func (s *Service) AppendEvent(ctx context.Context, p AppendEventParams) (Event, 
 			SessionID: p.SessionID,
 			Role:      roleOf(ev.Author),
 			Time:      MessageTime{Created: now, Completed: now},
-			Agent:     firstNonEmpty(ev.AgentID, ev.Author),
+			Agent:     cmp.Or(ev.AgentID, ev.Author),
 			EventID:   ev.ID,
 		}}
 		for _, c := range ev.Content {
@@ -150,13 +151,6 @@ func roleOf(author string) string {
 		return RoleSystem
 	}
 	return RoleAssistant
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // checkBranch accepts "" or dot-separated non-empty names, as in "a.b.c".

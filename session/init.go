@@ -389,7 +389,7 @@ func describeWorkspace(root string) workspaceFacts {
 // through r, so a link in the workspace cannot make it read a file
 // outside.
 func detectProjects(r *os.Root, dir string) []projectFacts {
-	rel := func(name string) string { return path.Join(cmpOr(dir, "."), name) }
+	rel := func(name string) string { return path.Join(cmp.Or(dir, "."), name) }
 	has := func(name string) bool {
 		fi, err := r.Stat(rel(name))
 		return err == nil && !fi.IsDir()

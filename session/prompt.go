@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -464,7 +465,7 @@ func (s *Service) preparePrompt(ctx context.Context, p PromptParams) (*job, erro
 		return nil, paramErr("parts", "the prompt is empty: give some text or a file")
 	}
 
-	j.agent = cmpOr(p.Agent, ses.Agent, tools.AgentBuild)
+	j.agent = cmp.Or(p.Agent, ses.Agent, tools.AgentBuild)
 	if j.toolset, err = tools.ForAgent(j.agent); err != nil {
 		return nil, paramErr("agent", "%v", err)
 	}
@@ -539,15 +540,6 @@ func isImage(mime string) bool {
 		return true
 	}
 	return false
-}
-
-func cmpOr(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // publishStatus sends session.status with the session's run state.

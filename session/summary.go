@@ -395,12 +395,12 @@ func transcript(m MessageWithParts) string {
 				b.WriteString("\n" + t)
 			}
 		case PartFile:
-			fmt.Fprintf(&b, "\n(file %s)", cmpOr(p.Path, p.URL, p.Filename))
+			fmt.Fprintf(&b, "\n(file %s)", cmp.Or(p.Path, p.URL, p.Filename))
 		case PartTool:
 			if p.State == nil {
 				continue
 			}
-			title := cmpOr(p.State.Title, compactJSON(p.State.Input))
+			title := cmp.Or(p.State.Title, compactJSON(p.State.Input))
 			line := fmt.Sprintf("\n(%s: %s", p.Tool, truncate(title, 200))
 			if p.State.Error != "" {
 				line += " → error: " + truncate(p.State.Error, maxTranscriptTool)
@@ -465,7 +465,7 @@ func (s *Service) summaryFacts(ses Session, msgs []MessageWithParts, authors []e
 	seenP := map[string]bool{}
 	addP := func(p string) {
 		if p == RoleUser {
-			p = cmpOr(ses.UserID, RoleUser)
+			p = cmp.Or(ses.UserID, RoleUser)
 		}
 		if p != "" && !seenP[p] {
 			seenP[p] = true
@@ -479,13 +479,13 @@ func (s *Service) summaryFacts(ses Session, msgs []MessageWithParts, authors []e
 			continue // context markers (clear, compaction): nobody's words
 		}
 		if a, ok := byEvent[m.Info.EventID]; ok && m.Info.EventID != "" {
-			addP(cmpOr(a.author, a.agent))
+			addP(cmp.Or(a.author, a.agent))
 		} else {
 			switch m.Info.Role {
 			case RoleUser:
 				addP(RoleUser)
 			case RoleAssistant:
-				addP(cmpOr(m.Info.Agent, RoleAssistant))
+				addP(cmp.Or(m.Info.Agent, RoleAssistant))
 			default:
 				addP(m.Info.Role)
 			}
@@ -501,7 +501,7 @@ func (s *Service) summaryFacts(ses Session, msgs []MessageWithParts, authors []e
 	if len(msgs) > 0 {
 		// Authors of events that recorded no message took part too.
 		for _, a := range authors {
-			addP(cmpOr(a.author, a.agent))
+			addP(cmp.Or(a.author, a.agent))
 		}
 	}
 	for f := range files {

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,7 +50,7 @@ func (l *loop) taskRunner() tools.TaskRunner {
 // (the parent's turn is aborted) aborts the child's turn, waits until it
 // is recorded and returns ctx's error.
 func (r *taskRunner) Run(ctx context.Context, req tools.TaskRequest) (string, error) {
-	agent := cmpOr(req.Agent, tools.AgentBuild)
+	agent := cmp.Or(req.Agent, tools.AgentBuild)
 	if !slices.Contains(tools.Agents(), agent) {
 		return "", fmt.Errorf("unknown agent %q; use one of %s", agent, strings.Join(tools.Agents(), ", "))
 	}

@@ -44,6 +44,11 @@ type TrackerOptions struct {
 // Trackers keeps one Tracker per checkout root, made on first use and kept
 // until Close: watching costs an inotify watch per directory, capturing
 // without a watcher costs a full stat scan.
+//
+// The first walk of a checkout (an inotify watch per directory) runs
+// outside mu: a big workspace takes a while to index, and meanwhile other
+// checkouts start and daemon/status answers. Callers for a root being
+// walked wait for that one walk.
 type Trackers struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -52,8 +57,20 @@ type Trackers struct {
 	log    *slog.Logger
 
 	mu     sync.Mutex
-	byRoot map[string]*Tracker
-	wg     sync.WaitGroup
+	byRoot map[string]*trackerEntry
+	// wg counts the walks under way and the goroutines feeding OnChange,
+	// so Close returns after them.
+	wg sync.WaitGroup
+
+	// beforeWalk, when set (by tests), runs before the first walk of root.
+	beforeWalk func(root string)
+}
+
+// trackerEntry is a checkout's tracker, or the walk that is making it.
+type trackerEntry struct {
+	ready chan struct{} // closed when t or err is set
+	t     *Tracker
+	err   error
 }
 
 // NewTrackers returns an empty set of trackers capturing with engine.
@@ -63,7 +80,7 @@ func NewTrackers(engine *snapshot.Engine, opts TrackerOptions) *Trackers {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Trackers{ctx: ctx, cancel: cancel, engine: engine, opts: opts, log: log, byRoot: map[string]*Tracker{}}
+	return &Trackers{ctx: ctx, cancel: cancel, engine: engine, opts: opts, log: log, byRoot: map[string]*trackerEntry{}}
 }
 
 // Tracker watches one checkout and captures its snapshots.
@@ -82,29 +99,49 @@ type Tracker struct {
 	rescan bool
 }
 
-// Get returns the tracker of root, starting it if need be.
+// Get returns the tracker of root, starting it if need be. A caller that
+// finds root being walked waits for that walk (or for ctx); a walk that
+// fails is forgotten, so the next Get tries again.
 func (ts *Trackers) Get(ctx context.Context, projectID, root string) (*Tracker, error) {
 	root = filepath.Clean(root)
 	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if t := ts.byRoot[root]; t != nil {
-		return t, nil
+	if e := ts.byRoot[root]; e != nil {
+		ts.mu.Unlock()
+		select {
+		case <-e.ready:
+			return e.t, e.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for the first walk of %s: %w", root, context.Cause(ctx))
+		}
 	}
 	if ts.ctx.Err() != nil {
+		ts.mu.Unlock()
 		return nil, errors.New("the daemon is shutting down")
 	}
-	m, err := ignore.New(root, ignore.Options{Exclude: ts.opts.Exclude, Logger: ts.log})
-	if err != nil {
-		return nil, fmt.Errorf("read ignore rules of %s: %w", root, err)
+	e := &trackerEntry{ready: make(chan struct{})}
+	ts.byRoot[root] = e
+	ts.wg.Add(1)
+	ts.mu.Unlock()
+	defer ts.wg.Done()
+
+	t, err := ts.start(projectID, root)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if err == nil && ts.ctx.Err() != nil {
+		// Close ran during the walk and did not see this watcher.
+		t.watcher.Close()
+		t, err = nil, errors.New("the daemon is shutting down")
 	}
-	w, err := watch.New(ts.ctx, root, m, watch.Options{Logger: ts.log})
+	e.t, e.err = t, err
+	close(e.ready)
 	if err != nil {
-		return nil, fmt.Errorf("watch %s: %w", root, err)
+		if ts.byRoot[root] == e {
+			delete(ts.byRoot, root)
+		}
+		return nil, err
 	}
-	t := &Tracker{root: root, projectID: projectID, matcher: m, watcher: w, engine: ts.engine}
-	ts.byRoot[root] = t
 	if ts.opts.OnChange != nil {
-		batches := w.Subscribe(ts.ctx)
+		batches := t.watcher.Subscribe(ts.ctx)
 		ts.wg.Go(func() {
 			for b := range batches {
 				if len(b.Events) > 0 {
@@ -117,13 +154,42 @@ func (ts *Trackers) Get(ctx context.Context, projectID, root string) (*Tracker, 
 	return t, nil
 }
 
+// start reads root's ignore rules and walks it to watch every directory:
+// the slow part of Get, run without ts.mu.
+func (ts *Trackers) start(projectID, root string) (*Tracker, error) {
+	if ts.beforeWalk != nil {
+		ts.beforeWalk(root)
+	}
+	m, err := ignore.New(root, ignore.Options{Exclude: ts.opts.Exclude, Logger: ts.log})
+	if err != nil {
+		return nil, fmt.Errorf("read ignore rules of %s: %w", root, err)
+	}
+	w, err := watch.New(ts.ctx, root, m, watch.Options{Logger: ts.log})
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", root, err)
+	}
+	return &Tracker{root: root, projectID: projectID, matcher: m, watcher: w, engine: ts.engine}, nil
+}
+
+// ready returns the started trackers; checkouts still being walked are
+// left out. The caller holds ts.mu.
+func (ts *Trackers) ready() map[string]*Tracker {
+	out := make(map[string]*Tracker, len(ts.byRoot))
+	for root, e := range ts.byRoot {
+		if e.t != nil {
+			out[root] = e.t
+		}
+	}
+	return out
+}
+
 // Degraded lists the roots whose watcher cannot see every change, with
 // the reason and the fix.
 func (ts *Trackers) Degraded() map[string]string {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	out := map[string]string{}
-	for root, t := range ts.byRoot {
+	for root, t := range ts.ready() {
 		if bad, why := t.watcher.Degraded(); bad {
 			out[root] = why
 		}
@@ -131,19 +197,21 @@ func (ts *Trackers) Degraded() map[string]string {
 	return out
 }
 
-// Count is the number of checkouts being watched.
+// Count is the number of checkouts being watched (not those still walked
+// for the first time).
 func (ts *Trackers) Count() int {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	return len(ts.byRoot)
+	return len(ts.ready())
 }
 
-// Close stops every watcher.
+// Close stops every watcher; a first walk under way stops too and closes
+// its own watcher.
 func (ts *Trackers) Close() error {
 	ts.cancel()
 	ts.mu.Lock()
 	var errs []error
-	for _, t := range ts.byRoot {
+	for _, t := range ts.ready() {
 		errs = append(errs, t.watcher.Close())
 	}
 	clear(ts.byRoot)

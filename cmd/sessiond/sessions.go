@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -217,7 +218,7 @@ func (a *app) showCmd() *cobra.Command {
 				}
 				tw.Flush()
 				for _, m := range msgs {
-					fmt.Fprintf(a.stdout, "\n── %s (%s) %s\n", m.Info.Role, firstNonEmpty(m.Info.Agent, "-"), time.UnixMilli(m.Info.Time.Created).Local().Format(time.TimeOnly))
+					fmt.Fprintf(a.stdout, "\n── %s (%s) %s\n", m.Info.Role, cmp.Or(m.Info.Agent, "-"), time.UnixMilli(m.Info.Time.Created).Local().Format(time.TimeOnly))
 					for _, p := range m.Parts {
 						switch p.Type {
 						case session.PartText:
@@ -225,7 +226,7 @@ func (a *app) showCmd() *cobra.Command {
 						case session.PartReasoning:
 							fmt.Fprintf(a.stdout, "(thinking) %s\n", p.Text)
 						case session.PartFile:
-							fmt.Fprintf(a.stdout, "[file] %s\n", firstNonEmpty(p.Path, p.URL))
+							fmt.Fprintf(a.stdout, "[file] %s\n", cmp.Or(p.Path, p.URL))
 						case session.PartTool:
 							fmt.Fprintf(a.stdout, "[tool %s]\n", p.Tool)
 						default:
@@ -237,13 +238,6 @@ func (a *app) showCmd() *cobra.Command {
 			})
 		},
 	}
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func (a *app) renameCmd() *cobra.Command {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -301,7 +302,7 @@ func shellOutcome(info shellInfo) string {
 	case info.Signal != "":
 		return fmt.Sprintf("ended by signal: %s (exit %d)", info.Signal, exitStatus(info))
 	case info.Status == "error" && info.ExitCode <= 0:
-		return "could not run: " + firstNonEmpty(info.Error, "unknown error")
+		return "could not run: " + cmp.Or(info.Error, "unknown error")
 	}
 	return fmt.Sprintf("exit %d", info.ExitCode)
 }
@@ -416,7 +417,7 @@ func writeMessage(w io.Writer, m session.MessageWithParts, reverted bool) {
 		case session.PartReasoning:
 			writeLines(w, "   (thinking) ", p.Text, 1, "")
 		case session.PartFile:
-			fmt.Fprintf(w, "   file %s\n", firstNonEmpty(p.Path, p.URL))
+			fmt.Fprintf(w, "   file %s\n", cmp.Or(p.Path, p.URL))
 		case session.PartPatch:
 			fmt.Fprintf(w, "   %s\n", filesChanged(p.Files))
 		case session.PartTool:
