@@ -383,7 +383,7 @@ func TestJournalParkedAtStartRetry(t *testing.T) {
 		t.Errorf("retry's revertConflicts = %s, want z/g.txt", mustJSON(res.RevertConflicts))
 	}
 	tmSameTree(t, "after the retry", w.ws, want)
-	ev := w.c.events.expect(t, "session.reverted", "")
+	ev := w.c.events.expect(t, "session.reverted", ses.ID)
 	var props struct {
 		Properties struct {
 			SessionID string `json:"sessionID"`
