@@ -696,8 +696,13 @@ type envelope struct {
 // non-negative integer), what to echo in an error reply, and if it is not
 // usable, why.
 func checkID(raw []byte) (ok bool, echo []byte, problem string) {
-	if raw == nil || string(raw) == "null" {
-		return false, nil, ""
+	switch {
+	case raw == nil:
+		return false, nil, "" // a notification
+	case string(raw) == "null":
+		// JSON-RPC keeps null for replies to requests whose id could not
+		// be read; a request with it could not be told from the others.
+		return false, nil, "\"id\" is null; give each request a string or integer id, or leave \"id\" out to send a notification"
 	}
 	switch c := raw[0]; {
 	case c == '"':

@@ -103,6 +103,7 @@ func TestBadInput(t *testing.T) {
 		{"id bool", `{"jsonrpc":"2.0","id":true,"method":"echo"}`, CodeInvalidRequest, nil, `got boolean`},
 		{"id negative", `{"jsonrpc":"2.0","id":-1,"method":"echo"}`, CodeInvalidRequest, float64(-1), `non-negative integer, got -1`},
 		{"id fraction", `{"jsonrpc":"2.0","id":1.5,"method":"echo"}`, CodeInvalidRequest, 1.5, `got 1.5`},
+		{"id null", `{"jsonrpc":"2.0","id":null,"method":"echo"}`, CodeInvalidRequest, nil, `"id" is null; give each request a string or integer id, or leave "id" out to send a notification`},
 		{"params string", `{"jsonrpc":"2.0","id":"p","method":"echo","params":"x"}`, CodeInvalidRequest, "p", `"params" must be an object or an array, got string`},
 		{"params number", `{"jsonrpc":"2.0","id":10,"method":"echo","params":3}`, CodeInvalidRequest, float64(10), `got number`},
 		{"response to nothing", `{"jsonrpc":"2.0","id":123,"result":{}}`, 0, nil, ""},
