@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -61,5 +62,72 @@ func TestNullIDIsInvalidRequest(t *testing.T) {
 				result[map[string]any](t, c.call(`3`, "daemon/status", nil))
 			})
 		}
+	}
+}
+
+// A Content-Length that does not match the body (counting characters
+// instead of bytes, counting a newline that is not sent) spoils that one
+// message: it is answered with one ParseError, is not run, and the
+// well-formed frames sent right after it are answered as usual.
+func TestLSPWrongContentLengthKeepsNextFrame(t *testing.T) {
+	t.Parallel()
+	for _, tr := range pipeTransports {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			s := newSandbox(t)
+			c, _ := openRaw(t, s, tr, "lsp")
+			result[map[string]any](t, c.call(`1`, "initialize", map[string]any{}))
+			dir := s.dir("ws")
+			create := func(id int) string {
+				return `{"jsonrpc":"2.0","id":` + strconv.Itoa(id) + `,"method":"session/create","params":{"directory":` + mustJSON(dir) + `,"title":"spoilt ` + strconv.Itoa(id) + `"}}`
+			}
+			status := func(id int) string {
+				return `{"jsonrpc":"2.0","id":` + strconv.Itoa(id) + `,"method":"daemon/status"}`
+			}
+			next := 100
+			for _, tt := range []struct {
+				name   string
+				length func(n int) int // the Content-Length sent for a body of n bytes
+			}{
+				{"10 bytes", func(int) int { return 10 }},
+				{"one byte short", func(n int) int { return n - 1 }},
+				{"half", func(n int) int { return n / 2 }},
+				{"two bytes long", func(n int) int { return n + 2 }},
+				{"into the next header", func(n int) int { return n + 12 }},
+				{"into the next body", func(n int) int { return n + 40 }},
+				{"past the next frame", func(n int) int { return n + 120 }},
+			} {
+				bad, good := next, next+1
+				next += 2
+				body := create(bad)
+				// The spoilt frame and good ones in one write, so the
+				// daemon sees them back to back, and enough of them for a
+				// length that is too long to run into.
+				in := "Content-Length: " + strconv.Itoa(tt.length(len(body))) + "\r\n\r\n" + body
+				want := map[string]bool{}
+				for i := range 4 {
+					in += c.frame(status(good + 1000*i))
+					want[strconv.Itoa(good+1000*i)] = true
+				}
+				c.sendRaw(in)
+				// The error comes first: the stream answers it before it
+				// reads on.
+				expectWireError(t, c, tt.name, rpc.CodeParseError, "Content-Length")
+				// Then the replies to the frames after it, in any order
+				// (they run concurrently), and no second error for the
+				// rest of the spoilt frame.
+				for len(want) > 0 {
+					m := c.read()
+					if !want[string(m.ID)] || m.Error != nil {
+						t.Fatalf("%s: want the replies to %v, got %s", tt.name, want, m)
+					}
+					delete(want, string(m.ID))
+				}
+			}
+			// None of the spoilt session/create calls ran.
+			if got := sessionsIn(t, c, `2`, dir); len(got) != 0 {
+				t.Errorf("spoilt frames created %d sessions: %+v", len(got), got)
+			}
+		})
 	}
 }
