@@ -95,6 +95,11 @@ type Stream struct {
 	// onEOF, if set, runs when the peer ends its side of the stream, before
 	// the connection closes.
 	onEOF func()
+	// onMessage, if set, runs for every message read, good or bad.
+	onMessage func()
+	// inBuf says the message being decoded lies in buf, which decode may
+	// then hand over instead of copying when release would drop it.
+	inBuf bool
 
 	wmu sync.Mutex
 	w   *bufio.Writer
@@ -169,24 +174,31 @@ func marshalCompact(v any) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// writeFrame writes one already-encoded message with the stream's framing.
-func (s *Stream) writeFrame(data []byte) error {
+// writeFrame writes one already-encoded message, given as the parts it
+// is the concatenation of, with the stream's framing. Parts let a caller
+// send a large encoded value it shares with other connections without
+// copying it into a message of its own.
+func (s *Stream) writeFrame(parts ...[]byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.Framing() == FramingLSP {
+		n := 0
+		for _, p := range parts {
+			n += len(p)
+		}
 		s.hdr = append(s.hdr[:0], "Content-Length: "...)
-		s.hdr = strconv.AppendInt(s.hdr, int64(len(data)), 10)
+		s.hdr = strconv.AppendInt(s.hdr, int64(n), 10)
 		s.hdr = append(s.hdr, "\r\n\r\n"...)
 		if _, err := s.w.Write(s.hdr); err != nil {
 			return fmt.Errorf("write message header: %w", err)
 		}
-		if _, err := s.w.Write(data); err != nil {
+	}
+	for _, p := range parts {
+		if _, err := s.w.Write(p); err != nil {
 			return fmt.Errorf("write message: %w", err)
 		}
-	} else {
-		if _, err := s.w.Write(data); err != nil {
-			return fmt.Errorf("write message: %w", err)
-		}
+	}
+	if s.Framing() != FramingLSP {
 		if err := s.w.WriteByte('\n'); err != nil {
 			return fmt.Errorf("write message: %w", err)
 		}
@@ -227,6 +239,9 @@ func (s *Stream) ReadObject(v any) error {
 			}
 			return err
 		}
+		if s.onMessage != nil {
+			s.onMessage()
+		}
 		ok, err := s.decode(data, v)
 		s.release()
 		if err != nil {
@@ -238,7 +253,9 @@ func (s *Stream) ReadObject(v any) error {
 	}
 }
 
-// release returns the bytes of the message just handled to the reader.
+// release returns the bytes of the message just handled to the reader,
+// and drops a body buffer a rare large message grew, so that its memory
+// goes back to the heap instead of staying with the connection.
 func (s *Stream) release() {
 	if s.consume > 0 {
 		_, _ = s.r.Discard(s.consume) // already buffered by Peek, cannot fail
@@ -247,6 +264,18 @@ func (s *Stream) release() {
 	if cap(s.buf) > keepBufferBytes {
 		s.buf = nil
 	}
+	s.inBuf = false
+}
+
+// takeBody returns params to keep beyond the current message: the bytes
+// themselves when they lie in a body buffer that release would drop
+// anyway, else a copy. A large message then costs one buffer, not two.
+func (s *Stream) takeBody(params []byte) []byte {
+	if s.inBuf && cap(s.buf) > keepBufferBytes {
+		s.buf = nil
+		return params
+	}
+	return bytes.Clone(params)
 }
 
 // next returns the body of the next frame. It answers and skips oversized
@@ -377,6 +406,7 @@ func (s *Stream) longLine(chunk []byte) ([]byte, error) {
 		return nil, nil
 	}
 	data := bytes.TrimSpace(s.buf)
+	s.inBuf = true
 	if len(data) == 0 {
 		if err == io.EOF {
 			return nil, io.EOF
@@ -457,6 +487,7 @@ func (s *Stream) nextLSP() ([]byte, error) {
 		if _, err := io.ReadFull(s.r, s.buf); err != nil {
 			return nil, unexpectedEOF(err)
 		}
+		s.inBuf = true
 		return s.buf, nil
 	}
 }
@@ -831,7 +862,7 @@ func (s *Stream) decode(data []byte, v any) (ok bool, err error) {
 		return false, s.reject(echo, NewError(CodeInvalidRequest, "invalid request: %s", problem))
 	}
 	if s.onRequest != nil {
-		req, err := envelopeRequest(env, idOK)
+		req, err := envelopeRequest(env, idOK, s.takeBody)
 		if err != nil {
 			return false, s.reject(echo, NewError(CodeInvalidRequest, "invalid request: %v", err))
 		}
@@ -861,9 +892,10 @@ func (s *Stream) decodeResponse(data []byte, v any, env envelope, idOK bool) (bo
 }
 
 // envelopeRequest builds the request from the members already found by
-// eachMember, copying only params. (jsonrpc2.Request's own decoder decodes
+// eachMember, keeping only params (through keep, which copies them or
+// takes the buffer they lie in). (jsonrpc2.Request's own decoder decodes
 // the whole message into a map and re-encodes params.)
-func envelopeRequest(env envelope, hasID bool) (*jsonrpc2.Request, error) {
+func envelopeRequest(env envelope, hasID bool, keep func([]byte) []byte) (*jsonrpc2.Request, error) {
 	r := &jsonrpc2.Request{Notif: !hasID}
 	var err error
 	if r.Method, err = unquote(env.method); err != nil {
@@ -885,7 +917,7 @@ func envelopeRequest(env envelope, hasID bool) (*jsonrpc2.Request, error) {
 		}
 	}
 	if env.params != nil {
-		p := json.RawMessage(bytes.Clone(env.params))
+		p := json.RawMessage(keep(env.params))
 		r.Params = &p
 	}
 	return r, nil

@@ -595,3 +595,79 @@ func TestTrailingContentLength(t *testing.T) {
 		}
 	}
 }
+
+// A notification whose params are already encoded is written as they are,
+// in either framing, however large.
+func TestNotifyRawParams(t *testing.T) {
+	big := `{"text":"` + strings.Repeat("n", 3<<20) + `"}`
+	for _, framing := range []Framing{FramingNDJSON, FramingLSP} {
+		for _, params := range []string{`{"a":1}`, big} {
+			t.Run(fmt.Sprintf("%s/%d bytes", framing, len(params)), func(t *testing.T) {
+				conn, c := startServer(t, echoMux(), ServerOptions{Framing: framing})
+				p := newPeer(t, conn, framing)
+				p.alive()
+				go c.Notify(context.Background(), "session/event", json.RawMessage(params))
+				got := p.frame()
+				want := `{"jsonrpc":"2.0","method":"session/event","params":` + params + `}`
+				if string(got) != want {
+					t.Errorf("wrote %.200q…, want %.200q…", got, want)
+				}
+				p.alive()
+			})
+		}
+	}
+}
+
+// The messages a Mux's connections read are counted, bad ones too, so a
+// server can tell when its clients went quiet.
+func TestMessagesRead(t *testing.T) {
+	mux := echoMux()
+	conn, _ := startServer(t, mux, ServerOptions{Framing: FramingNDJSON})
+	p := newPeer(t, conn, FramingNDJSON)
+	p.alive()
+	p.send("not json")
+	p.reply()
+	p.send(`{"jsonrpc":"2.0","method":"echo"}`) // a notification
+	p.alive()
+	if got := mux.MessagesRead(); got != 4 {
+		t.Errorf("MessagesRead = %d, want 4", got)
+	}
+}
+
+// Large messages hand their read buffer to the request instead of copying
+// it; the next large message must then get a buffer of its own, or it
+// would overwrite the params of the first while its handler still runs.
+func TestLargeParamsKeepTheirBytes(t *testing.T) {
+	for _, framing := range []Framing{FramingNDJSON, FramingLSP} {
+		t.Run(framing.String(), func(t *testing.T) {
+			held := make(chan struct{})
+			got := make(chan json.RawMessage, 2)
+			m := NewMux()
+			Handle(m, "hold", func(_ context.Context, _ *Conn, p json.RawMessage) (struct{}, error) {
+				<-held
+				got <- p
+				return struct{}{}, nil
+			})
+			conn, _ := startServer(t, m, ServerOptions{Framing: framing})
+			p := newPeer(t, conn, framing)
+			want := map[byte]string{}
+			for _, fill := range []byte{'a', 'b'} {
+				params := `{"pad":"` + strings.Repeat(string(fill), 2*keepBufferBytes) + `"}`
+				want[fill] = params
+				go p.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"%c","method":"hold","params":%s}`, fill, params))
+				eventually(t, "the message to be read", func() bool { return m.MessagesRead() == uint64(len(want)) })
+			}
+			close(held)
+			for range 2 {
+				r := p.reply()
+				if r.Error != nil {
+					t.Fatalf("reply %+v", r)
+				}
+				params := <-got
+				if string(params) != want[params[8]] {
+					t.Errorf("params of a held request changed: starts %.20q, ends %.20q", params, params[len(params)-20:])
+				}
+			}
+		})
+	}
+}
