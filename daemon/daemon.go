@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -266,6 +265,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		idleC = timer.C
 	}
 	arm() // a daemon nobody connects to does not live forever
+	check := time.NewTicker(memoryCheckEvery)
+	defer check.Stop()
+	trim := d.newTrimmer()
 	for {
 		select {
 		case <-ctx.Done():
@@ -279,8 +281,13 @@ func (d *Daemon) Serve(ctx context.Context) error {
 				arm()
 				// Nobody is using the daemon: give back the memory the
 				// last client's work grew, so an idle daemon stays small.
-				debug.FreeOSMemory()
+				d.releaseMemory("no client")
+				trim = d.newTrimmer()
 			}
+		case <-check.C:
+			// Clients that stay connected after a burst (an editor) must
+			// not keep the daemon at its peak either.
+			d.checkMemory(trim, "clients quiet")
 		case <-idleC:
 			if d.connections() != 0 {
 				idleC = nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sessiond/sessiond/session"
 )
@@ -15,10 +16,15 @@ type notifier interface {
 	Close() error
 }
 
-// maxPendingEvents bounds what one slow client may owe us. A client that
-// falls this far behind is disconnected rather than allowed to grow the
-// daemon without bound; it reconnects and re-reads.
-const maxPendingEvents = 100_000
+// maxPendingEvents and maxPendingBytes bound what one slow client may owe
+// us: events are shared between connections, but a client that stops
+// reading would keep every event since then alive. A client that falls
+// this far behind is disconnected rather than allowed to grow the daemon
+// without bound; it reconnects and re-reads.
+const (
+	maxPendingEvents = 100_000
+	maxPendingBytes  = 256 << 20
+)
 
 // hub fans the change feed out to connections. A connection receives the
 // changes of the projects it opened, of the sessions it touched, and
@@ -26,32 +32,37 @@ const maxPendingEvents = 100_000
 // queue and sender, so one slow editor never stalls a session operation
 // or the other editors.
 type hub struct {
-	log   *slog.Logger
-	mu    sync.Mutex
-	watch map[notifier]*watcher
+	log       *slog.Logger
+	maxEvents int           // maxPendingEvents; tests lower the bounds
+	maxBytes  int           // maxPendingBytes
+	published atomic.Uint64 // changes published, for the daemon's activity
+	mu        sync.Mutex
+	watch     map[notifier]*watcher
 }
 
 type watcher struct {
 	conn notifier
 	log  *slog.Logger
+	hub  *hub
 
 	mu       sync.Mutex
 	projects map[string]bool
 	sessions map[string]bool
 	all      bool
 	queue    []session.Change
+	queued   int // bytes of the encoded events in queue
 	wake     chan struct{}
 	done     chan struct{}
 }
 
 func newHub(logger *slog.Logger) *hub {
-	return &hub{log: logger, watch: map[notifier]*watcher{}}
+	return &hub{log: logger, maxEvents: maxPendingEvents, maxBytes: maxPendingBytes, watch: map[notifier]*watcher{}}
 }
 
 // add starts delivering to conn; remove stops.
 func (h *hub) add(conn notifier) *watcher {
 	w := &watcher{
-		conn: conn, log: h.log,
+		conn: conn, log: h.log, hub: h,
 		projects: map[string]bool{}, sessions: map[string]bool{},
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
@@ -89,6 +100,7 @@ func (h *hub) Publish(c session.Change) {
 		return
 	}
 	c.Properties = json.RawMessage(raw) // the whole session/event params
+	h.published.Add(1)
 	h.mu.Lock()
 	ws := make([]*watcher, 0, len(h.watch))
 	for _, w := range h.watch {
@@ -151,13 +163,19 @@ func (w *watcher) offer(c session.Change) {
 	if c.Type == "session.deleted" {
 		delete(w.sessions, c.SessionID) // nothing more will come of it
 	}
-	if len(w.queue) >= maxPendingEvents {
+	raw, _ := c.Properties.(json.RawMessage) // Publish encoded it
+	size := len(raw)
+	// One event however large is always taken: the bound is on a backlog.
+	if len(w.queue) >= w.hub.maxEvents || (len(w.queue) > 0 && w.queued+size > w.hub.maxBytes) {
+		pending, bytes := len(w.queue), w.queued
 		w.mu.Unlock()
-		w.log.Warn("client fell too far behind the change feed; disconnecting it", "pending", maxPendingEvents)
+		w.log.Warn("client fell too far behind the change feed; disconnecting it",
+			"pendingEvents", pending, "pendingBytes", bytes)
 		w.conn.Close()
 		return
 	}
 	w.queue = append(w.queue, c)
+	w.queued += size
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
@@ -180,6 +198,7 @@ func (w *watcher) send() {
 		}
 		w.mu.Lock()
 		batch, w.queue = w.queue, batch[:0]
+		w.queued = 0
 		w.mu.Unlock()
 		for _, c := range batch {
 			err := w.conn.Notify(context.Background(), "session/event", c.Properties)
@@ -188,5 +207,8 @@ func (w *watcher) send() {
 			}
 		}
 		clear(batch)
+		if cap(batch) > 1024 {
+			batch = nil // a burst's backlog: let its array go too
+		}
 	}
 }

@@ -117,6 +117,7 @@ func Serve(ctx context.Context, rwc io.ReadWriteCloser, mux *Mux, opts ServerOpt
 	c.stream = NewStream(rwc, StreamOptions{Framing: opts.Framing, MaxMessageBytes: opts.MaxMessageBytes, Logger: c.log})
 	c.stream.onRequest = func(r *jsonrpc2.Request) { serverHandler{c}.Handle(c.ctx, nil, r) }
 	c.stream.onEOF = c.running.Wait
+	c.stream.onMessage = func() { mux.messages.Add(1) }
 	if opts.OnOpen != nil {
 		opts.OnOpen(c)
 	}
@@ -512,28 +513,30 @@ func notify(ctx context.Context, jc *jsonrpc2.Conn, s *Stream, method string, pa
 	if isClosed(jc.DisconnectNotify()) {
 		return fmt.Errorf("notify %s: %w", method, ErrClosed)
 	}
-	var data []byte
+	var parts [][]byte
 	if raw, ok := params.(json.RawMessage); ok {
 		// Already encoded (the daemon encodes each change once for all
 		// its connections): json.Marshal would validate and copy it all
-		// again, which for large params costs more than the rest.
+		// again, and a message built around it would be one more copy
+		// per connection. So it is written as it is, between its
+		// envelope's head and tail.
 		m, err := json.Marshal(method)
 		if err != nil {
 			return fmt.Errorf("notify %s: encode method: %w", method, err)
 		}
-		data = make([]byte, 0, len(raw)+len(m)+40)
-		data = append(data, `{"jsonrpc":"2.0","method":`...)
-		data = append(data, m...)
-		data = append(data, `,"params":`...)
-		data = append(data, raw...)
-		data = append(data, '}')
+		head := make([]byte, 0, len(m)+40)
+		head = append(head, `{"jsonrpc":"2.0","method":`...)
+		head = append(head, m...)
+		head = append(head, `,"params":`...)
+		parts = [][]byte{head, raw, []byte("}")}
 	} else {
-		var err error
-		if data, err = json.Marshal(notification{JSONRPC: "2.0", Method: method, Params: params}); err != nil {
+		data, err := json.Marshal(notification{JSONRPC: "2.0", Method: method, Params: params})
+		if err != nil {
 			return fmt.Errorf("notify %s: encode params: %w", method, err)
 		}
+		parts = [][]byte{data}
 	}
-	if err := s.writeFrame(data); err != nil {
+	if err := s.writeFrame(parts...); err != nil {
 		_ = jc.Close()
 		return fmt.Errorf("notify %s: %w: %w", method, ErrClosed, err)
 	}

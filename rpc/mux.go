@@ -18,7 +18,14 @@ type Mux struct {
 	// not in a package variable, so independent servers (and tests) do not
 	// share state.
 	connIDs atomic.Uint64
+	// messages counts the messages its connections read, bad ones too.
+	messages atomic.Uint64
 }
+
+// MessagesRead returns how many messages the connections served with m
+// have read, well-formed or not. It only grows; a server compares two
+// readings to tell whether its clients were busy in between.
+func (m *Mux) MessagesRead() uint64 { return m.messages.Load() }
 
 // method is one registered handler with its params decoding baked in.
 type method struct {

@@ -79,8 +79,14 @@ type Stream struct {
 
 	// Read side; used only by the goroutine calling ReadObject.
 	r       *bufio.Reader
+	src     source // what r reads from: bytes given back by unread, then rwc
 	buf     []byte // reused body buffer for messages that do not fit r
 	consume int    // bytes of r to discard once the peeked message is decoded
+	// quiet is set after an LSP frame was answered as broken and until the
+	// next header block is read: the bytes in between are most likely the
+	// rest of that frame (a Content-Length too short) and are skipped
+	// without a second error.
+	quiet bool
 
 	// onRequest, if set, receives requests and notifications directly
 	// instead of through ReadObject's v; Conn and Client set it before the
@@ -89,6 +95,11 @@ type Stream struct {
 	// onEOF, if set, runs when the peer ends its side of the stream, before
 	// the connection closes.
 	onEOF func()
+	// onMessage, if set, runs for every message read, good or bad.
+	onMessage func()
+	// inBuf says the message being decoded lies in buf, which decode may
+	// then hand over instead of copying when release would drop it.
+	inBuf bool
 
 	wmu sync.Mutex
 	w   *bufio.Writer
@@ -106,9 +117,10 @@ func NewStream(rwc io.ReadWriteCloser, opts StreamOptions) *Stream {
 		rwc: rwc,
 		log: opts.Logger,
 		max: opts.MaxMessageBytes,
-		r:   bufio.NewReaderSize(rwc, readBufferSize),
+		src: source{r: rwc},
 		w:   bufio.NewWriterSize(rwc, writeBufferSize),
 	}
+	s.r = bufio.NewReaderSize(&s.src, readBufferSize)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -162,24 +174,31 @@ func marshalCompact(v any) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// writeFrame writes one already-encoded message with the stream's framing.
-func (s *Stream) writeFrame(data []byte) error {
+// writeFrame writes one already-encoded message, given as the parts it
+// is the concatenation of, with the stream's framing. Parts let a caller
+// send a large encoded value it shares with other connections without
+// copying it into a message of its own.
+func (s *Stream) writeFrame(parts ...[]byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.Framing() == FramingLSP {
+		n := 0
+		for _, p := range parts {
+			n += len(p)
+		}
 		s.hdr = append(s.hdr[:0], "Content-Length: "...)
-		s.hdr = strconv.AppendInt(s.hdr, int64(len(data)), 10)
+		s.hdr = strconv.AppendInt(s.hdr, int64(n), 10)
 		s.hdr = append(s.hdr, "\r\n\r\n"...)
 		if _, err := s.w.Write(s.hdr); err != nil {
 			return fmt.Errorf("write message header: %w", err)
 		}
-		if _, err := s.w.Write(data); err != nil {
+	}
+	for _, p := range parts {
+		if _, err := s.w.Write(p); err != nil {
 			return fmt.Errorf("write message: %w", err)
 		}
-	} else {
-		if _, err := s.w.Write(data); err != nil {
-			return fmt.Errorf("write message: %w", err)
-		}
+	}
+	if s.Framing() != FramingLSP {
 		if err := s.w.WriteByte('\n'); err != nil {
 			return fmt.Errorf("write message: %w", err)
 		}
@@ -220,6 +239,9 @@ func (s *Stream) ReadObject(v any) error {
 			}
 			return err
 		}
+		if s.onMessage != nil {
+			s.onMessage()
+		}
 		ok, err := s.decode(data, v)
 		s.release()
 		if err != nil {
@@ -231,7 +253,9 @@ func (s *Stream) ReadObject(v any) error {
 	}
 }
 
-// release returns the bytes of the message just handled to the reader.
+// release returns the bytes of the message just handled to the reader,
+// and drops a body buffer a rare large message grew, so that its memory
+// goes back to the heap instead of staying with the connection.
 func (s *Stream) release() {
 	if s.consume > 0 {
 		_, _ = s.r.Discard(s.consume) // already buffered by Peek, cannot fail
@@ -240,6 +264,18 @@ func (s *Stream) release() {
 	if cap(s.buf) > keepBufferBytes {
 		s.buf = nil
 	}
+	s.inBuf = false
+}
+
+// takeBody returns params to keep beyond the current message: the bytes
+// themselves when they lie in a body buffer that release would drop
+// anyway, else a copy. A large message then costs one buffer, not two.
+func (s *Stream) takeBody(params []byte) []byte {
+	if s.inBuf && cap(s.buf) > keepBufferBytes {
+		s.buf = nil
+		return params
+	}
+	return bytes.Clone(params)
 }
 
 // next returns the body of the next frame. It answers and skips oversized
@@ -370,6 +406,7 @@ func (s *Stream) longLine(chunk []byte) ([]byte, error) {
 		return nil, nil
 	}
 	data := bytes.TrimSpace(s.buf)
+	s.inBuf = true
 	if len(data) == 0 {
 		if err == io.EOF {
 			return nil, io.EOF
@@ -395,56 +432,62 @@ func (s *Stream) appendBounded(buf, b []byte) []byte {
 
 // nextLSP reads one LSP-framed message. A broken header is answered with a
 // parse error, after which the stream resynchronises on the next
-// "Content-Length:".
+// Content-Length header line.
 func (s *Stream) nextLSP() ([]byte, error) {
-	resumed := false
+	n := int64(-1)
 	for {
-		n, bad, err := s.readHeader(resumed)
-		resumed = false
-		if err != nil {
+		var err error
+		if n, err = s.readHeader(n); err != nil {
 			return nil, err
 		}
-		if bad != "" {
-			if err := s.reject(nil, NewError(CodeParseError,
-				"malformed LSP header: %s; send \"Content-Length: <bytes>\\r\\n\\r\\n\" before each message (skipping to the next Content-Length header)", bad)); err != nil {
+		size := n
+		n = -1
+		if size > s.max {
+			// Skip the body without keeping it. A valid JSON body cannot
+			// hold a Content-Length header line (see trailingContentLength),
+			// so finding one inside means the length was wrong: the next
+			// frame starts there and is not skipped with it.
+			v, found, err := s.scanForHeader(size, nil)
+			if err != nil {
+				return nil, unexpectedEOF(err)
+			}
+			s.quiet = true
+			if found {
+				if err := s.reject(nil, NewError(CodeParseError,
+					"malformed LSP frame: Content-Length %d is longer than the message, another Content-Length header follows inside it; the message was ignored (Content-Length must count the bytes of the body)", size)); err != nil {
+					return nil, err
+				}
+				n = v
+				continue
+			}
+			if err := s.tooBig(size); err != nil {
 				return nil, err
 			}
-			if err := s.resync(); err != nil {
-				return nil, err
-			}
-			resumed = true
 			continue
 		}
-		if n > s.max {
-			if err := s.discard(n); err != nil {
-				return nil, err
-			}
-			if err := s.tooBig(n); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if n == 0 {
+		if size == 0 {
+			s.quiet = true
 			if err := s.reject(nil, NewError(CodeParseError, "parse error: empty message (Content-Length: 0); the message was ignored")); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		if n <= int64(s.r.Size()) {
-			b, err := s.r.Peek(int(n))
+		if size <= int64(s.r.Size()) {
+			b, err := s.r.Peek(int(size))
 			if err != nil {
 				return nil, unexpectedEOF(err)
 			}
-			s.consume = int(n)
+			s.consume = int(size)
 			return b, nil
 		}
-		if int64(cap(s.buf)) < n {
-			s.buf = make([]byte, n)
+		if int64(cap(s.buf)) < size {
+			s.buf = make([]byte, size)
 		}
-		s.buf = s.buf[:n]
+		s.buf = s.buf[:size]
 		if _, err := io.ReadFull(s.r, s.buf); err != nil {
 			return nil, unexpectedEOF(err)
 		}
+		s.inBuf = true
 		return s.buf, nil
 	}
 }
@@ -456,99 +499,299 @@ func unexpectedEOF(err error) error {
 	return err
 }
 
-// discard skips n bytes of input without keeping them.
-func (s *Stream) discard(n int64) error {
-	for n > 0 {
-		k, err := s.r.Discard(int(min(n, 1<<20)))
-		n -= int64(k)
-		if err != nil {
-			return unexpectedEOF(err)
-		}
-	}
-	return nil
-}
-
-// readHeader reads an LSP header block and returns the content length. A
-// header that is wrong is reported in bad (with err nil) so the caller can
-// answer it; err is only for I/O. With resumed, "Content-Length:" was
-// already consumed by resync and the rest of its line comes first.
-func (s *Stream) readHeader(resumed bool) (n int64, bad string, err error) {
-	n = -1
-	started := resumed
+// readHeader reads an LSP header block and returns its Content-Length;
+// n >= 0 continues a block whose Content-Length line was already read. A
+// malformed block is answered with a ParseError (unless s.quiet) and skipped
+// up to the next Content-Length header line, whose block is then read: so
+// the only errors returned are I/O errors.
+func (s *Stream) readHeader(n int64) (int64, error) {
+	started := n >= 0
 	for {
 		line, err := s.r.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
-			return 0, fmt.Sprintf("header line longer than %d bytes", s.r.Size()), nil
+			if n, err = s.skipBad(fmt.Sprintf("header line longer than %d bytes", s.r.Size()), line); err != nil {
+				return 0, err
+			}
+			started = true
+			continue
 		}
 		if err != nil {
-			if err == io.EOF && !started && len(bytes.TrimSpace(line)) == 0 {
-				return 0, "", io.EOF
+			if err == io.EOF && !started && (s.quiet || len(bytes.TrimSpace(line)) == 0) {
+				return 0, io.EOF
 			}
-			return 0, "", unexpectedEOF(err)
+			return 0, unexpectedEOF(err)
 		}
-		line = bytes.TrimRight(line, "\r\n")
-		var name, value []byte
-		if resumed {
-			name, value, resumed = []byte("Content-Length"), line, false
-		} else {
-			if len(bytes.TrimSpace(line)) == 0 {
-				if !started {
-					continue // stray line break between messages
+		if v, at, ok := trailingContentLength(line); ok {
+			// Usually the whole line. Bytes before it are the rest of a
+			// frame whose Content-Length was too short (LSP bodies end
+			// without a line break) or other garbage.
+			if junk := bytes.TrimSpace(line[:at]); len(junk) > 0 {
+				if err := s.badHeader(fmt.Sprintf("%q before the Content-Length header", truncate(junk, 80))); err != nil {
+					return 0, err
 				}
-				break
 			}
-			i := bytes.IndexByte(line, ':')
-			if i < 0 {
-				return 0, fmt.Sprintf("%q is not a \"Name: value\" header line", truncate(line, 80)), nil
+			n, started = v, true
+			continue
+		}
+		text := bytes.TrimRight(line, "\r\n")
+		if len(bytes.TrimSpace(text)) == 0 {
+			if !started {
+				continue // stray line break between messages
 			}
-			name, value = line[:i], line[i+1:]
+			if n >= 0 {
+				s.quiet = false
+				return n, nil
+			}
+			if n, err = s.skipBad("no Content-Length header", nil); err != nil {
+				return 0, err
+			}
+			continue
 		}
 		started = true
-		if !bytes.EqualFold(bytes.TrimSpace(name), []byte("Content-Length")) {
+		name, value, ok := bytes.Cut(text, []byte(":"))
+		name = bytes.TrimSpace(name)
+		if !ok || !isToken(name) {
+			if n, err = s.skipBad(fmt.Sprintf("%q is not a \"Name: value\" header line", truncate(text, 80)), nil); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if !bytes.EqualFold(name, []byte("Content-Length")) {
 			continue // Content-Type and any other header are ignored
 		}
+		// Not a plain non-negative number, or trailingContentLength would
+		// have taken it.
 		v := bytes.TrimSpace(value)
-		x, perr := strconv.ParseInt(string(v), 10, 64)
-		switch {
-		case perr != nil:
-			return 0, fmt.Sprintf("Content-Length %q is not a number", truncate(v, 40)), nil
-		case x < 0:
-			return 0, fmt.Sprintf("Content-Length %d is negative", x), nil
+		problem := fmt.Sprintf("Content-Length %q is not a number", truncate(v, 40))
+		if x, err := strconv.ParseInt(string(v), 10, 64); err == nil && x < 0 {
+			problem = fmt.Sprintf("Content-Length %d is negative", x)
 		}
-		n = x
+		if n, err = s.skipBad(problem, nil); err != nil {
+			return 0, err
+		}
 	}
-	if n < 0 {
-		return 0, "no Content-Length header", nil
-	}
-	return n, "", nil
 }
 
-// resync skips input up to and including the next "Content-Length:"
-// (case-insensitive). It matches anywhere, not just at line starts, because
-// an LSP body has no line break before the next header.
-func (s *Stream) resync() error {
-	const pat = "content-length:"
-	j := 0
-	for {
-		b, err := s.r.ReadByte()
-		if err != nil {
-			return err
-		}
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
-		}
+// skipBad answers a malformed header (see badHeader) and skips input up to
+// and including the next Content-Length header line, returning its value.
+// partial is the start of the current line, already consumed.
+func (s *Stream) skipBad(problem string, partial []byte) (int64, error) {
+	if err := s.badHeader(problem); err != nil {
+		return 0, err
+	}
+	v, _, err := s.scanForHeader(-1, partial)
+	return v, err
+}
+
+// badHeader answers a malformed header with a ParseError, once per broken
+// frame: in quiet mode the bytes are the rest of a frame already answered.
+func (s *Stream) badHeader(problem string) error {
+	if s.quiet {
+		s.log.Debug("rpc: skipping the rest of a malformed LSP frame", "problem", problem)
+		return nil
+	}
+	s.quiet = true
+	return s.reject(nil, NewError(CodeParseError,
+		"malformed LSP header: %s; send \"Content-Length: <bytes>\\r\\n\\r\\n\" before each message (skipping to the next Content-Length header)", problem))
+}
+
+// isToken reports whether b is a header name (an HTTP token). JSON text
+// never is one, so the rest of a cut body is not taken for a header.
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
 		switch {
-		case b == pat[j]:
-			j++
-			if j == len(pat) {
-				return nil
-			}
-		case b == pat[0]: // 'c' occurs only at the start of pat
-			j = 1
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0:
 		default:
-			j = 0
+			return false
 		}
 	}
+	return true
+}
+
+// maxHeaderLine bounds the Content-Length header line scanForHeader finds
+// across the chunks of a line longer than the read buffer.
+const maxHeaderLine = 64
+
+// trailingContentLength reports whether line (up to and including its
+// '\n') ends in a Content-Length header with a plain decimal value,
+// "Content-Length: 62\r\n" (case-insensitive), and returns the value and
+// where that header starts in line.
+//
+// It is what the stream resynchronises on. Such a line can never lie
+// inside a valid JSON body: outside a string JSON has no letters but true,
+// false and null, and a string cannot hold a raw line break. So a body
+// that mentions "Content-Length: 5" is never split there.
+func trailingContentLength(line []byte) (v int64, at int, ok bool) {
+	const name = "content-length:"
+	i := len(line)
+	if i == 0 || line[i-1] != '\n' {
+		return 0, 0, false
+	}
+	i--
+	if i > 0 && line[i-1] == '\r' {
+		i--
+	}
+	for i > 0 && (line[i-1] == ' ' || line[i-1] == '\t') {
+		i--
+	}
+	end := i
+	for i > 0 && '0' <= line[i-1] && line[i-1] <= '9' {
+		i--
+	}
+	digits := line[i:end]
+	if len(digits) == 0 || len(digits) > 18 { // 18 digits always fit an int64
+		return 0, 0, false
+	}
+	for i > 0 && (line[i-1] == ' ' || line[i-1] == '\t') {
+		i--
+	}
+	if i < len(name) || !bytes.EqualFold(line[i-len(name):i], []byte(name)) {
+		return 0, 0, false
+	}
+	v, err := strconv.ParseInt(string(digits), 10, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+	return v, i - len(name), true
+}
+
+// scanForHeader discards input up to and including the next line that
+// ends in a Content-Length header (see trailingContentLength) and returns
+// its value. It reads at most limit bytes (limit < 0: no limit) and
+// reports found == false when the limit came first. before is the start
+// of the current line, already consumed. Lines are never held whole: a
+// long one is skipped chunk by chunk, keeping only its last bytes.
+func (s *Stream) scanForHeader(limit int64, before []byte) (v int64, found bool, err error) {
+	var keep [2 * maxHeaderLine]byte
+	tail := keepLast(keep[:0], before)
+	for limit != 0 {
+		if s.r.Buffered() == 0 {
+			if _, err := s.r.Peek(1); err != nil {
+				return 0, false, err
+			}
+		}
+		k := s.r.Buffered()
+		if limit > 0 && int64(k) > limit {
+			k = int(limit)
+		}
+		chunk, _ := s.r.Peek(k) // already buffered
+		i := bytes.IndexByte(chunk, '\n')
+		if i < 0 {
+			tail = keepLast(tail, chunk)
+		} else {
+			k = i + 1
+			line := chunk[:k]
+			if len(tail) > 0 && len(line) < maxHeaderLine {
+				tail = keepLast(tail, line)
+				line = tail
+			}
+			v, _, found = trailingContentLength(line)
+			tail = tail[:0]
+		}
+		_, _ = s.r.Discard(k)
+		if limit > 0 {
+			limit -= int64(k)
+		}
+		if found {
+			return v, true, nil
+		}
+	}
+	return 0, false, nil
+}
+
+// keepLast appends b to dst, which has room for 2*maxHeaderLine bytes,
+// keeping only the last maxHeaderLine bytes of the two.
+func keepLast(dst, b []byte) []byte {
+	if len(b) >= maxHeaderLine {
+		return append(dst[:0], b[len(b)-maxHeaderLine:]...)
+	}
+	if over := len(dst) + len(b) - maxHeaderLine; over > 0 {
+		dst = dst[:copy(dst, dst[over:])]
+	}
+	return append(dst, b...)
+}
+
+// source is what the read buffer fills from: bytes given back by unread
+// first, then the connection.
+type source struct {
+	back []byte
+	r    io.Reader
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	if len(s.back) > 0 {
+		n := copy(p, s.back)
+		s.back = s.back[n:]
+		if len(s.back) == 0 {
+			s.back = nil
+		}
+		return n, nil
+	}
+	return s.r.Read(p)
+}
+
+// unread gives b back to the reader: it is read again before anything the
+// reader has buffered. b is copied.
+func (s *Stream) unread(b []byte) {
+	buffered, _ := s.r.Peek(s.r.Buffered())
+	back := make([]byte, 0, len(b)+len(buffered)+len(s.src.back))
+	back = append(append(append(back, b...), buffered...), s.src.back...)
+	_, _ = s.r.Discard(len(buffered))
+	s.src.back = back
+}
+
+// rejectLSPBody answers an LSP body that is not valid JSON. When the
+// Content-Length was too long, the body is a whole JSON message followed
+// by the start of the next frame: that start is given back to the reader,
+// so the next frame is read as usual. When it was too short, the rest of
+// the message follows the body, and quiet mode skips it up to the next
+// header without a second error.
+func (s *Stream) rejectLSPBody(data []byte) error {
+	s.quiet = true
+	if end := jsonEnd(data); end > 0 {
+		rest := data[end:]
+		if s.consume > 0 {
+			s.consume = end // the rest is still in the read buffer
+		} else {
+			s.unread(rest)
+		}
+		return s.reject(nil, NewError(CodeParseError,
+			"parse error: the JSON message ends after %d of the %d bytes Content-Length gave, and %q follows; the message was ignored (a body holds one message, and Content-Length counts its bytes)",
+			end, len(data), truncate(rest, 20)))
+	}
+	var sink struct{}
+	perr := json.Unmarshal(data, &sink) // reports the syntax error without decoding
+	var se *json.SyntaxError
+	if errors.As(perr, &se) && se.Offset >= int64(len(data)) {
+		return s.reject(nil, NewError(CodeParseError,
+			"parse error: %v; the message was ignored: the body ends before its JSON does (Content-Length %d: it must count the bytes of the body, not its characters)",
+			perr, len(data)))
+	}
+	return s.reject(nil, NewError(CodeParseError, "parse error: %v; the message was ignored", perr))
+}
+
+// jsonEnd returns where the JSON object or array at the start of data ends,
+// if it is complete and followed by something other than white space; 0
+// otherwise.
+func jsonEnd(data []byte) int {
+	i := skipSpace(data, 0)
+	if i >= len(data) || (data[i] != '{' && data[i] != '[') {
+		return 0
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var v json.RawMessage
+	if dec.Decode(&v) != nil {
+		return 0
+	}
+	end := int(dec.InputOffset())
+	if skipSpace(data, end) >= len(data) {
+		return 0
+	}
+	return end
 }
 
 func truncate(b []byte, n int) string {
@@ -563,6 +806,9 @@ func truncate(b []byte, n int) string {
 // which must never be answered) and reported as ok == false.
 func (s *Stream) decode(data []byte, v any) (ok bool, err error) {
 	if !json.Valid(data) {
+		if s.Framing() == FramingLSP {
+			return false, s.rejectLSPBody(data)
+		}
 		var sink struct{}
 		perr := json.Unmarshal(data, &sink) // reports the syntax error without decoding
 		return false, s.reject(nil, NewError(CodeParseError, "parse error: %v; the message was ignored", perr))
@@ -616,7 +862,7 @@ func (s *Stream) decode(data []byte, v any) (ok bool, err error) {
 		return false, s.reject(echo, NewError(CodeInvalidRequest, "invalid request: %s", problem))
 	}
 	if s.onRequest != nil {
-		req, err := envelopeRequest(env, idOK)
+		req, err := envelopeRequest(env, idOK, s.takeBody)
 		if err != nil {
 			return false, s.reject(echo, NewError(CodeInvalidRequest, "invalid request: %v", err))
 		}
@@ -646,9 +892,10 @@ func (s *Stream) decodeResponse(data []byte, v any, env envelope, idOK bool) (bo
 }
 
 // envelopeRequest builds the request from the members already found by
-// eachMember, copying only params. (jsonrpc2.Request's own decoder decodes
+// eachMember, keeping only params (through keep, which copies them or
+// takes the buffer they lie in). (jsonrpc2.Request's own decoder decodes
 // the whole message into a map and re-encodes params.)
-func envelopeRequest(env envelope, hasID bool) (*jsonrpc2.Request, error) {
+func envelopeRequest(env envelope, hasID bool, keep func([]byte) []byte) (*jsonrpc2.Request, error) {
 	r := &jsonrpc2.Request{Notif: !hasID}
 	var err error
 	if r.Method, err = unquote(env.method); err != nil {
@@ -670,7 +917,7 @@ func envelopeRequest(env envelope, hasID bool) (*jsonrpc2.Request, error) {
 		}
 	}
 	if env.params != nil {
-		p := json.RawMessage(bytes.Clone(env.params))
+		p := json.RawMessage(keep(env.params))
 		r.Params = &p
 	}
 	return r, nil
@@ -696,8 +943,13 @@ type envelope struct {
 // non-negative integer), what to echo in an error reply, and if it is not
 // usable, why.
 func checkID(raw []byte) (ok bool, echo []byte, problem string) {
-	if raw == nil || string(raw) == "null" {
-		return false, nil, ""
+	switch {
+	case raw == nil:
+		return false, nil, "" // a notification
+	case string(raw) == "null":
+		// JSON-RPC keeps null for replies to requests whose id could not
+		// be read; a request with it could not be told from the others.
+		return false, nil, "\"id\" is null; give each request a string or integer id, or leave \"id\" out to send a notification"
 	}
 	switch c := raw[0]; {
 	case c == '"':

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +105,7 @@ func TestBadInput(t *testing.T) {
 		{"id bool", `{"jsonrpc":"2.0","id":true,"method":"echo"}`, CodeInvalidRequest, nil, `got boolean`},
 		{"id negative", `{"jsonrpc":"2.0","id":-1,"method":"echo"}`, CodeInvalidRequest, float64(-1), `non-negative integer, got -1`},
 		{"id fraction", `{"jsonrpc":"2.0","id":1.5,"method":"echo"}`, CodeInvalidRequest, 1.5, `got 1.5`},
+		{"id null", `{"jsonrpc":"2.0","id":null,"method":"echo"}`, CodeInvalidRequest, nil, `"id" is null; give each request a string or integer id, or leave "id" out to send a notification`},
 		{"params string", `{"jsonrpc":"2.0","id":"p","method":"echo","params":"x"}`, CodeInvalidRequest, "p", `"params" must be an object or an array, got string`},
 		{"params number", `{"jsonrpc":"2.0","id":10,"method":"echo","params":3}`, CodeInvalidRequest, float64(10), `got number`},
 		{"response to nothing", `{"jsonrpc":"2.0","id":123,"result":{}}`, 0, nil, ""},
@@ -445,5 +448,226 @@ func TestStreamWithPlainJSONRPC2(t *testing.T) {
 	r := p.call(`{"jsonrpc":"2.0","id":"x","method":"m","params":{"a":[1,2]}}`)
 	if r.ID != "x" || string(r.Result) != `{"method":"m","params":{"a":[1,2]}}` {
 		t.Fatalf("reply %+v %s", r, r.Result)
+	}
+}
+
+// chunkReader returns at most n bytes per Read, so that a message and the
+// header after it reach the stream split at every possible place.
+type chunkReader struct {
+	r io.Reader
+	n int
+}
+
+func (c chunkReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// lspFrames splits what a stream wrote into the bodies of its LSP frames.
+func lspFrames(t *testing.T, out []byte) []string {
+	t.Helper()
+	var bodies []string
+	for len(out) > 0 {
+		head, rest, ok := bytes.Cut(out, []byte("\r\n\r\n"))
+		v, isLen := bytes.CutPrefix(head, []byte("Content-Length: "))
+		n, err := strconv.Atoi(string(v))
+		if !ok || !isLen || err != nil || n > len(rest) {
+			t.Fatalf("not an LSP frame: %q", out)
+		}
+		bodies = append(bodies, string(rest[:n]))
+		out = rest[n:]
+	}
+	return bodies
+}
+
+func TestLSPWrongContentLength(t *testing.T) {
+	const limit = 1 << 20
+	msg := func(id int, pad int) string {
+		// "Content-Length: 5" in a string never looks like a header.
+		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"echo","params":{"s":"Content-Length: 5","pad":"%s"}}`, id, strings.Repeat("x", pad))
+	}
+	frame := func(body string, length int) string {
+		return "Content-Length: " + strconv.Itoa(length) + "\r\n\r\n" + body
+	}
+	exact := func(body string) string { return frame(body, len(body)) }
+	m1, m2, m3 := msg(1, 0), msg(2, 0), msg(3, 0)
+	big := msg(1, 300<<10) // more than the read buffer
+	// Line breaks between tokens are JSON white space.
+	pretty := "{\"jsonrpc\":\"2.0\",\r\n\"id\":1,\r\n\"method\":\"echo\",\r\n\"params\":{\"s\":\"Content-Length: 12\"}}"
+	huge := msg(1, limit+(200<<10))
+	next := exact(m2) + exact(m3)
+	tests := []struct {
+		name   string
+		input  string
+		want   []string // messages read, in order
+		errors []string // what the error replies say, in order
+	}{
+		{"exact", exact(m1) + next, []string{m1, m2, m3}, nil},
+		{"white space between tokens, and a header in a string", exact(pretty) + next, []string{pretty, m2, m3}, nil},
+		{"lowercase and Content-Type", "content-type: application/vscode-jsonrpc; charset=utf-8\r\ncontent-length:" + strconv.Itoa(len(m1)) + "\r\n\r\n" + m1 + next, []string{m1, m2, m3}, nil},
+		{"short by one", frame(m1, len(m1)-1) + next, []string{m2, m3}, []string{"the body ends before its JSON does (Content-Length " + strconv.Itoa(len(m1)-1)}},
+		{"10 bytes", frame(m1, 10) + next, []string{m2, m3}, []string{"the body ends before its JSON does"}},
+		{"short, next header after Content-Type", frame(m1, 20) + "Content-Type: application/vscode-jsonrpc\r\n" + next, []string{m2, m3}, []string{"the body ends before its JSON does"}},
+		{"short, the rest has line breaks", frame(pretty, 30) + next, []string{m2, m3}, []string{"the body ends before its JSON does"}},
+		{"short, the rest longer than the read buffer", frame(big, 100<<10) + next, []string{m2, m3}, []string{"the body ends before its JSON does"}},
+		{"long by one", frame(m1, len(m1)+1) + next, []string{m2, m3}, []string{fmt.Sprintf(`parse error: the JSON message ends after %d of the %d bytes Content-Length gave, and "C" follows`, len(m1), len(m1)+1)}},
+		{"long into the next header", frame(m1, len(m1)+10) + next, []string{m2, m3}, []string{"the JSON message ends after"}},
+		{"long into the next body", frame(m1, len(m1)+30) + next, []string{m2, m3}, []string{"the JSON message ends after"}},
+		{"long past the next frame", frame(m1, len(m1)+len(exact(m2))+5) + next, []string{m2, m3}, []string{"the JSON message ends after"}},
+		{"long, body bigger than the read buffer", frame(big, len(big)+2) + next, []string{m2, m3}, []string{"the JSON message ends after"}},
+		{"over the limit, but the next frame is inside", frame(m1, limit+1) + next, []string{m2, m3}, []string{"Content-Length 1048577 is longer than the message, another Content-Length header follows inside it"}},
+		{"over the limit", exact(huge) + next, []string{m2, m3}, []string{"exceeds the 1 MiB limit"}},
+		{"junk before a header", "hello Content-Length: " + strconv.Itoa(len(m1)) + "\r\n\r\n" + m1 + next, []string{m1, m2, m3}, []string{`malformed LSP header: "hello" before the Content-Length header`}},
+		{"empty, then a body", frame("", 0) + m1 + next, []string{m2, m3}, []string{"empty message"}},
+		{"bad header, then a body", "Content-Length: 1x\r\n\r\n" + m1 + next, []string{m2, m3}, []string{`Content-Length "1x" is not a number`}},
+		{"no Content-Length, junk lines", "Content-Type: x\r\n\r\n" + m1 + "\r\nmore: junk\r\n\r\n" + next, []string{m2, m3}, []string{"no Content-Length header"}},
+	}
+	for _, tt := range tests {
+		for _, chunk := range []int{len(tt.input), 7} {
+			how := "at once"
+			if chunk < len(tt.input) {
+				how = fmt.Sprintf("%d bytes at a time", chunk)
+			}
+			t.Run(tt.name+"/"+how, func(t *testing.T) {
+				fc := &fakeConn{Reader: chunkReader{strings.NewReader(tt.input), chunk}}
+				s := NewStream(fc, StreamOptions{Framing: FramingLSP, MaxMessageBytes: limit, Logger: quietLogger()})
+				var got []string
+				for {
+					var m json.RawMessage
+					err := s.ReadObject(&m)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatalf("ReadObject: %v (read so far: %d messages)", err, len(got))
+					}
+					got = append(got, string(m))
+				}
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("read %d messages %.200q\nwant %d %.200q", len(got), got, len(tt.want), tt.want)
+				}
+				replies := lspFrames(t, fc.out.Bytes())
+				if len(replies) != len(tt.errors) {
+					t.Fatalf("wrote %d error replies, want %d: %q", len(replies), len(tt.errors), replies)
+				}
+				for i, r := range replies {
+					var e struct {
+						ID    any    `json:"id"`
+						Error *Error `json:"error"`
+					}
+					if err := json.Unmarshal([]byte(r), &e); err != nil || e.Error == nil || e.ID != nil {
+						t.Fatalf("reply %s is not an error with id null", r)
+					}
+					wantCode := CodeParseError
+					if strings.Contains(tt.errors[i], "exceeds") {
+						wantCode = CodeInvalidRequest
+					}
+					if e.Error.Code != wantCode || !strings.Contains(e.Error.Message, tt.errors[i]) {
+						t.Errorf("reply %d: %d %q, want %d and %q", i, e.Error.Code, e.Error.Message, wantCode, tt.errors[i])
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestTrailingContentLength(t *testing.T) {
+	tests := []struct {
+		line string
+		v    int64
+		at   int
+		ok   bool
+	}{
+		{"Content-Length: 62\r\n", 62, 0, true},
+		{"content-length:7\n", 7, 0, true},
+		{"CONTENT-LENGTH: \t 12 \t\r\n", 12, 0, true},
+		{`{"a":1}Content-Length: 5` + "\r\n", 5, 7, true},
+		{"Content-Length: 62", 0, 0, false},                      // no line break yet
+		{"Content-Length: \r\n", 0, 0, false},                    // no number
+		{"Content-Length: -5\r\n", 0, 0, false},                  // not a plain number
+		{"Content-Length: 5x\r\n", 0, 0, false},                  // not a plain number
+		{"Content-Type: utf-8\r\n", 0, 0, false},                 // another header
+		{"Length: 5\r\n", 0, 0, false},                           // another header
+		{"Content-Length: 1234567890123456789\r\n", 0, 0, false}, // too many digits
+		{"\r\n", 0, 0, false},
+	}
+	for _, tt := range tests {
+		v, at, ok := trailingContentLength([]byte(tt.line))
+		if v != tt.v || at != tt.at || ok != tt.ok {
+			t.Errorf("trailingContentLength(%q) = %d, %d, %v; want %d, %d, %v", tt.line, v, at, ok, tt.v, tt.at, tt.ok)
+		}
+	}
+}
+
+// A notification whose params are already encoded is written as they are,
+// in either framing, however large.
+func TestNotifyRawParams(t *testing.T) {
+	big := `{"text":"` + strings.Repeat("n", 3<<20) + `"}`
+	for _, framing := range []Framing{FramingNDJSON, FramingLSP} {
+		for _, params := range []string{`{"a":1}`, big} {
+			t.Run(fmt.Sprintf("%s/%d bytes", framing, len(params)), func(t *testing.T) {
+				conn, c := startServer(t, echoMux(), ServerOptions{Framing: framing})
+				p := newPeer(t, conn, framing)
+				p.alive()
+				go c.Notify(context.Background(), "session/event", json.RawMessage(params))
+				got := p.frame()
+				want := `{"jsonrpc":"2.0","method":"session/event","params":` + params + `}`
+				if string(got) != want {
+					t.Errorf("wrote %.200q…, want %.200q…", got, want)
+				}
+				p.alive()
+			})
+		}
+	}
+}
+
+// The messages a Mux's connections read are counted, bad ones too, so a
+// server can tell when its clients went quiet.
+func TestMessagesRead(t *testing.T) {
+	mux := echoMux()
+	conn, _ := startServer(t, mux, ServerOptions{Framing: FramingNDJSON})
+	p := newPeer(t, conn, FramingNDJSON)
+	p.alive()
+	p.send("not json")
+	p.reply()
+	p.send(`{"jsonrpc":"2.0","method":"echo"}`) // a notification
+	p.alive()
+	if got := mux.MessagesRead(); got != 4 {
+		t.Errorf("MessagesRead = %d, want 4", got)
+	}
+}
+
+// Large messages hand their read buffer to the request instead of copying
+// it; the next large message must then get a buffer of its own, or it
+// would overwrite the params of the first while its handler still runs.
+func TestLargeParamsKeepTheirBytes(t *testing.T) {
+	for _, framing := range []Framing{FramingNDJSON, FramingLSP} {
+		t.Run(framing.String(), func(t *testing.T) {
+			held := make(chan struct{})
+			got := make(chan json.RawMessage, 2)
+			m := NewMux()
+			Handle(m, "hold", func(_ context.Context, _ *Conn, p json.RawMessage) (struct{}, error) {
+				<-held
+				got <- p
+				return struct{}{}, nil
+			})
+			conn, _ := startServer(t, m, ServerOptions{Framing: framing})
+			p := newPeer(t, conn, framing)
+			want := map[byte]string{}
+			for _, fill := range []byte{'a', 'b'} {
+				params := `{"pad":"` + strings.Repeat(string(fill), 2*keepBufferBytes) + `"}`
+				want[fill] = params
+				go p.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"%c","method":"hold","params":%s}`, fill, params))
+				eventually(t, "the message to be read", func() bool { return m.MessagesRead() == uint64(len(want)) })
+			}
+			close(held)
+			for range 2 {
+				r := p.reply()
+				if r.Error != nil {
+					t.Fatalf("reply %+v", r)
+				}
+				params := <-got
+				if string(params) != want[params[8]] {
+					t.Errorf("params of a held request changed: starts %.20q, ends %.20q", params, params[len(params)-20:])
+				}
+			}
+		})
 	}
 }

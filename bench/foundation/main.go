@@ -12,7 +12,11 @@
 //   - session/list of the newest 50 of 10,000 sessions in one project, over
 //     a direct connection to the daemon's socket;
 //   - the resident set of a daemon that opened a store holding 10,000
-//     sessions and sits idle with one connection.
+//     sessions and sits idle with one connection;
+//   - its resident set under 60 concurrent clients sending a mix of
+//     requests with messages up to several MiB (and malformed ones), and a
+//     minute after that load ends, with one connection kept open as an
+//     editor would.
 //
 // The client side is deliberately thin, so that the numbers are the
 // daemon's and the relay's, not a client library's: requests are appended
@@ -32,11 +36,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -53,6 +60,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/daemon"
+	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/session"
 )
 
@@ -63,6 +71,9 @@ const (
 	targetList       = 2 * time.Millisecond
 	targetColdStart  = 150 * time.Millisecond
 	targetIdleRSSMiB = 40.0
+	// After a load the daemon's resident set returns to within this factor
+	// of its idle one.
+	targetAfterLoad = 2.0
 )
 
 type options struct {
@@ -76,6 +87,8 @@ type options struct {
 	inflight   int
 	list       int
 	settle     time.Duration
+	loadConns  int
+	afterLoad  time.Duration
 	keep       bool
 	cpuProfile string
 }
@@ -92,6 +105,8 @@ func main() {
 	flag.IntVar(&o.inflight, "inflight", 64, "requests in flight in the pipelined run")
 	flag.IntVar(&o.list, "list", 1_000, "timed session/list calls")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "idle time before reading the daemon's RSS")
+	flag.IntVar(&o.loadConns, "load-clients", 60, "concurrent clients of the memory load (0: skip it)")
+	flag.DurationVar(&o.afterLoad, "after-load", time.Minute, "how long after the memory load to read the daemon's RSS")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary data dir and workspace")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this client program (not of the daemon) to this file")
 	flag.Parse()
@@ -175,6 +190,7 @@ type bench struct {
 	daemons  map[int]bool      // daemon pids learned from daemon/status
 	cleaned  sync.Once
 
+	idle    memory   // the restarted daemon's idle RSS: the memory load's reference
 	ids     []string // the seeded sessions
 	newest  string   // the newest of them
 	project string
@@ -244,6 +260,7 @@ func (b *bench) run() {
 	rss := readRSS(d.Process.Pid)
 	progress("RSS %s", rss)
 	b.add(row{fmt.Sprintf("daemon RSS, idle again %s after the runs above", b.o.settle), rss.String(), "—", "—"})
+	b.memoryUnderLoad(d.Process.Pid, sc)
 	b.stopChild(d)
 }
 
@@ -613,6 +630,7 @@ func (b *bench) idleRSS(c *wire, pid int) {
 	progress("idle for %s", b.o.settle)
 	time.Sleep(b.o.settle)
 	rss := readRSS(pid)
+	b.idle = rss
 	progress("idle RSS %s", rss)
 	b.add(row{fmt.Sprintf("daemon RSS, idle, %s sessions stored (restarted daemon, 1 connection, %s idle)", count(b.o.sessions), b.o.settle),
 		rss.String(), fmt.Sprintf("≤ %.0f MiB", targetIdleRSSMiB), okIf(float64(rss.rss)/(1<<20) <= targetIdleRSSMiB)})
@@ -740,6 +758,135 @@ func (b *bench) list(c *wire) {
 		ms(p50), "≤ 2 ms", okIf(p50 <= targetList)})
 	b.add(row{"session/list newest 50, p99", fmt.Sprintf("%s (max %s; n=%d)", ms(p99), ms(ds[len(ds)-1]), len(ds)), "—", "—"})
 	b.add(row{"round-trip baseline: session/get via socket, p50 / p99", fmt.Sprintf("%s / %s", us(pct(base, 0.5)), us(pct(base, 0.99))), "—", "—"})
+}
+
+// memoryUnderLoad drives o.loadConns concurrent clients, each on its own
+// socket connection and session, with a mix of requests whose messages
+// go up to several MiB, plus malformed input, while one connection (sc)
+// stays open throughout; it reports the daemon's resident set at its peak
+// and o.afterLoad after the load ended, against the idle figure of the
+// same daemon (idleRSS).
+func (b *bench) memoryUnderLoad(pid int, sc *wire) {
+	n := b.o.loadConns
+	if n <= 0 {
+		return
+	}
+	idle := b.idle
+	progress("memory load: %d clients; RSS before %s, idle %s", n, readRSS(pid), idle)
+	var (
+		peak memory
+		stop = make(chan struct{})
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for {
+			if m := readRSS(pid); m.rss > peak.rss {
+				peak = m
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for i := range n {
+		// Projects of 5 clients each: events fan out, but not to all.
+		dir := filepath.Join(b.tmp, "load", strconv.Itoa(i%(max(1, n/5))))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			fatalf("%v", err)
+		}
+		big := 1 << 20
+		if i%10 == 0 {
+			big = 8 << 20
+		}
+		wg.Go(func() { b.loadClient(dir, big) })
+	}
+	for range 3 {
+		wg.Go(b.badClient)
+	}
+	wg.Wait()
+	close(stop)
+	<-done
+	el := time.Since(t0)
+	progress("  load took %s; peak RSS %s", ms(el), peak)
+	if err := sc.call("daemon/status", nil, nil); err != nil {
+		fatalf("daemon/status after the load: %v", err)
+	}
+
+	// Wait, noting when RSS first came back within the target.
+	t1 := time.Now()
+	limit := int64(targetAfterLoad * float64(idle.rss))
+	var back time.Duration = -1
+	for time.Since(t1) < b.o.afterLoad {
+		time.Sleep(250 * time.Millisecond)
+		if back < 0 && readRSS(pid).rss <= limit {
+			back = time.Since(t1)
+		}
+	}
+	after := readRSS(pid)
+	progress("  RSS %s after %s", after, b.o.afterLoad)
+	when := "never"
+	if back >= 0 {
+		when = fmt.Sprintf("%.0f s", back.Seconds())
+	}
+	b.add(row{fmt.Sprintf("daemon RSS, peak under %d concurrent clients (messages up to 8 MiB, malformed input; load took %.0f s)", n, el.Seconds()),
+		peak.String(), "—", "—"})
+	b.add(row{fmt.Sprintf("daemon RSS %s after the load ended (1 connection kept; within %.0f× idle after %s)", b.o.afterLoad, targetAfterLoad, when),
+		after.String(), fmt.Sprintf("≤ %.0f× the idle RSS above (%s)", targetAfterLoad, mib(limit)), okIf(after.rss <= limit)})
+}
+
+// loadClient is one client of the memory load: its own session, text
+// messages of 1 KiB, 64 KiB and big bytes, read back, and an upload.
+func (b *bench) loadClient(dir string, big int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	conn := b.dialSocket()
+	c := rpc.Dial(ctx, conn, rpc.ClientOptions{Logger: slog.New(slog.DiscardHandler)})
+	defer c.Close()
+	call := func(method string, params, result any) {
+		if err := c.Call(ctx, method, params, result); err != nil {
+			fatalf("memory load: %s: %v", method, err)
+		}
+	}
+	call("initialize", json.RawMessage(initParams), nil)
+	var s session.Session
+	call("session/create", map[string]any{"directory": dir, "title": "memory load"}, &s)
+	for _, size := range []int{1 << 10, 64 << 10, big} {
+		call("session/appendEvent", map[string]any{"sessionID": s.ID, "event": map[string]any{
+			"author": "user", "content": []any{map[string]any{"type": "text", "text": strings.Repeat("m", size)}}}}, nil)
+		call("session/get", map[string]any{"sessionID": s.ID}, nil)
+	}
+	var msgs []json.RawMessage
+	call("session/messages", map[string]any{"sessionID": s.ID}, &msgs)
+	if len(msgs) != 3 {
+		fatalf("memory load: session/messages gave %d messages, want 3", len(msgs))
+	}
+	content := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("u\n"), 64<<10))
+	call("session/upload", map[string]any{"sessionID": s.ID, "path": "upload-" + s.ID + ".txt", "content": content}, nil)
+}
+
+// badClient sends malformed input of all sizes and reads the answers.
+func (b *bench) badClient() {
+	conn := b.dialSocket()
+	defer conn.Close()
+	r := bufio.NewReaderSize(conn, 64<<10)
+	const big = 8 << 20
+	for _, in := range []string{
+		"not json",
+		`{"jsonrpc":"2.0","id":1,"method":` + strings.Repeat(" ", big),
+		"[" + strings.Repeat(`{"a":1},`, big/8) + "{}]",
+		`{"jsonrpc":"2.0","method":"daemon/status","params":{"pad":"` + strings.Repeat("p", big) + `"` + "\n",
+	} {
+		go conn.Write([]byte(in + "\n")) // the daemon answers while it reads
+		line, err := r.ReadBytes('\n')
+		if err != nil || !bytes.Contains(line, []byte(`"error"`)) {
+			fatalf("memory load: malformed input of %d bytes: reply %.200q, %v", len(in), line, err)
+		}
+	}
 }
 
 // ---------------------------------------------------------------------
