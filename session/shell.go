@@ -59,11 +59,12 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 		t.release()
 		return MessageWithParts{}, err
 	}
+	env := s.commandEnv(ctx, t.ses)
 	// session/abort stops the command as it stops a prompt's turn.
 	runCtx, cancel := context.WithCancelCause(ctx)
 	s.shells.set(t.ses.ID, m.Info.ID, cancel)
 	res, runErr := shellrun.Run(runCtx, shellrun.Options{
-		Dir: t.ses.Directory, Command: p.Command, Env: s.commandEnv(ctx, t.ses),
+		Dir: t.ses.Directory, Command: p.Command, Env: env,
 		Timeout:     time.Duration(p.TimeoutMs) * time.Millisecond,
 		TraceWrites: s.noWriteTrace == "",
 	})
@@ -84,6 +85,9 @@ func (s *Service) Shell(ctx context.Context, p ShellParams) (MessageWithParts, e
 		"bytes":      res.Bytes,
 	}
 	switch {
+	case runErr != nil && aborted:
+		st.Status, st.Error = "error", "aborted by session/abort before the command started"
+		meta["aborted"] = true
 	case runErr != nil:
 		st.Status, st.Error = "error", runErr.Error()
 	case res.TimedOut:
