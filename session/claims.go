@@ -54,7 +54,7 @@ func (c *claims) addTrace(root string, r *writetrace.Report) {
 		return
 	}
 	if !r.Available {
-		c.untraced("write tracing is unavailable: " + r.Reason)
+		c.untraced("the command's writes could not be traced: " + r.Reason)
 		return
 	}
 	dirs := map[string]string{} // a directory as named → resolved, for this trace
