@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/sessiond/sessiond/session/tools"
 	"github.com/sessiond/sessiond/store"
 )
 
@@ -124,7 +125,7 @@ func (s *Service) resumeTurn(ctx context.Context, sessionID, messageID string) e
 				}
 			}
 			if p.State.Status == ToolPending || p.State.Status == ToolRunning {
-				if p.State.Status == ToolRunning && p.Tool != "todowrite" && p.Tool != "todoread" {
+				if tool, ok := tools.Lookup(p.Tool); p.State.Status == ToolRunning && (!ok || !tool.ReadOnly()) {
 					c.untraced("the daemon stopped while " + p.Tool + " ran")
 				}
 				st := *p.State
