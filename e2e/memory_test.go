@@ -122,6 +122,7 @@ func badLoad(t *testing.T, s *sandbox, big int) {
 // After a burst of load the daemon gives its memory back: its resident set
 // returns to within twice the idle figure, with an editor still connected.
 func TestMemoryReturnsAfterLoad(t *testing.T) {
+	t.Parallel() // its daemon's RSS is its own: other tests do not change it
 	if testing.Short() {
 		t.Skip("drives 60 clients with multi-MiB messages")
 	}
