@@ -181,8 +181,19 @@ func TestBashAbort(t *testing.T) {
 	pidFile := filepath.Join(env.Root, "pid")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	time.AfterFunc(300*time.Millisecond, cancel)
-	res, err := callCtx(t, ctx, env, "bash", obj{"command": fmt.Sprintf("sleep 1000 & echo $! > '%s'; echo started; sleep 1000", pidFile)})
+	// Abort once the command has printed and started its child (the
+	// start, through the write tracer's shim, can take a while on a
+	// loaded machine).
+	go func() {
+		for ctx.Err() == nil {
+			if b, err := os.ReadFile(pidFile); err == nil && strings.HasSuffix(string(b), "\n") {
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	res, err := callCtx(t, ctx, env, "bash", obj{"command": fmt.Sprintf("sleep 1000 & echo started; echo $! > '%s'; sleep 1000", pidFile)})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
