@@ -224,6 +224,18 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 
 	var res Result
 	var waitErr error
+	if trace != nil {
+		// The timeout is the command's: the shim's start (a Go runtime
+		// coming up, slow on a loaded machine) does not count against it.
+		// Bounded all the same, should a shim never report.
+		shim := time.NewTimer(timeout)
+		select {
+		case <-trace.Ready():
+		case <-ctx.Done():
+		case <-shim.C:
+		}
+		shim.Stop()
+	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	var ctxDone <-chan struct{} // for the drain: only after a normal exit

@@ -33,5 +33,8 @@ func (t *Trace) Stop() Report { return Report{Reason: unavailable()} }
 // Done is closed: there is nothing to wait for.
 func (t *Trace) Done() <-chan struct{} { return t.done }
 
+// Ready is closed at once: there is no shim here.
+func (t *Trace) Ready() <-chan struct{} { return t.done }
+
 // Probe says commands cannot be traced here.
 func Probe(context.Context) (ok bool, detail string) { return false, unavailable() }

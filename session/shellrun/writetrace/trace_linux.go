@@ -153,6 +153,10 @@ func (t *Trace) Stop() Report {
 // started) and the supervisor has ended.
 func (t *Trace) Done() <-chan struct{} { return t.done }
 
+// Ready is closed once the shim has handed over the filter (or said why
+// it could not, or died): from then on the command itself runs.
+func (t *Trace) Ready() <-chan struct{} { return t.ready }
+
 // run receives the shim's report, then answers the tree's calls until no
 // process uses the filter.
 func (t *Trace) run() {
