@@ -284,3 +284,25 @@ func TestPathsCommandFileThroughGitLink(t *testing.T) {
 		}
 	}
 }
+
+// TestPathsInitThroughGitLink: an AGENTS.md that is a link into .git is
+// not written by a factual session/init: Conflict (reason unsafePath)
+// naming AGENTS.md, .git unchanged, no turn recorded.
+func TestPathsInitThroughGitLink(t *testing.T) {
+	t.Parallel()
+	w := tmSetup(t, true, func(w *tmWorld) {
+		w.symlink("AGENTS.md", ".git/config")
+	})
+	ses := w.newSession("init through a link")
+	gitBefore := pathsGitState(t, w.ws)
+	e := w.callErr("session/init", map[string]any{"sessionID": ses.ID, "force": true, "factual": true}, rpc.CodeConflict, "")
+	if e.Data["reason"] != "unsafePath" || !strings.Contains(e.Message, "AGENTS.md") || !strings.Contains(e.Message, ".git") {
+		t.Errorf("session/init answered %q (data %v), want Conflict unsafePath naming AGENTS.md and .git", e.Message, e.Data)
+	}
+	if got := pathsGitState(t, w.ws); got != gitBefore {
+		t.Errorf("session/init changed .git")
+	}
+	if ms := w.messages(ses.ID, false); len(ms) != 0 {
+		t.Errorf("a refused init recorded %d messages", len(ms))
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/sessiond/sessiond/session/provider"
 	"github.com/sessiond/sessiond/session/tools"
 	"github.com/sessiond/sessiond/store"
+	"github.com/sessiond/sessiond/workspace/confine"
 	"github.com/sessiond/sessiond/workspace/ignore"
 )
 
@@ -219,6 +220,12 @@ func (s *Service) writeFactualAgents(ctx context.Context, sessionID, root string
 	}}
 	if err := writeInRoot(root, AgentsFile, []byte(content)); err != nil {
 		abandon()
+		var refused *confine.Error
+		if errors.As(err, &refused) {
+			// AGENTS.md leads somewhere sessiond never writes (into .git,
+			// out of the workspace): the workspace's state, not a bug.
+			return MessageWithParts{}, &UnsafePathError{Op: "init", Paths: []PathConflict{{Path: AgentsFile, Reason: refused.Error()}}}
+		}
 		return MessageWithParts{}, fmt.Errorf("write %s: %w", AgentsFile, err)
 	}
 	m.Info.Time.Completed = s.nowMs()
